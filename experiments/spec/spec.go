@@ -1,0 +1,316 @@
+// Package spec is golcm's experiment DSL: one typed Spec describes one distillation run, Default is
+// the single source of defaults, and Load/Parse read a TOML file plus `-set section.key=value`
+// overrides through the same strict decoding and Validate.
+//
+// Strict means: an unknown key is an error naming the file, line and closest valid key; a value of
+// the wrong type or an impossible value is an error naming the key and the value; nothing is ignored.
+// The defaults follow diffusers' train_lcm_distill_*_wds.py scripts for Stable Diffusion 1.x
+// (REFERENCE-LCD.md §1), so a shipped experiment file only states what differs.
+//
+// The package depends only on the standard library and github.com/pelletier/go-toml/v2 (parsing);
+// it is imported by the experiments command and by notebooks.
+package spec
+
+// VAEFactor is the spatial downsampling of Stable Diffusion's VAE: image sizes must be multiples of it.
+const VAEFactor = 8
+
+// TrainTimesteps is the teacher's num_train_timesteps (1000 for every SD 1.x/2.x/XL scheduler);
+// distill.num_ddim_timesteps must divide it.
+const TrainTimesteps = 1000
+
+// Spec is one experiment: what to distill, from which data, how, and where the results go.
+// The TOML sections are named by the toml tags.
+type Spec struct {
+	Model   ModelSpec   `toml:"model"`
+	Distill DistillSpec `toml:"distill"`
+	LoRA    LoRASpec    `toml:"lora"`
+	Data    DataSpec    `toml:"data"`
+	Optim   OptimSpec   `toml:"optim"`
+	Run     RunSpec     `toml:"run"`
+}
+
+// ModelSpec is the teacher: a diffusers pipeline folder (model_index.json with unet/, vae/,
+// text_encoder*/, tokenizer*/, scheduler/) or a Hugging Face hub id found in the HF cache.
+type ModelSpec struct {
+	// Path is the teacher's local folder or hub id; an existing local folder wins over a hub id.
+	// Default "runwayml/stable-diffusion-v1-5".
+	Path string `toml:"path"`
+	// Revision is the hub branch, tag or commit for every teacher component; "" is the default
+	// branch. Hub ids only. Default "".
+	Revision string `toml:"revision"`
+	// Variant picks weight files like diffusion_pytorch_model.<variant>.safetensors, e.g. "fp16";
+	// "" loads the plain files. Default "".
+	Variant string `toml:"variant"`
+	// VAE is a folder or hub id of a replacement VAE, read from its root (no vae/ subfolder), e.g.
+	// "madebyollin/sdxl-vae-fp16-fix" for fp16 SDXL; "" uses the teacher's vae/. Unlike diffusers'
+	// SD scripts, which never load it, golcm uses it for every teacher. Default "".
+	VAE string `toml:"vae"`
+	// InitTiny makes the runner create a tiny random SD teacher at Path when Path does not exist,
+	// for smoke tests and CI; an existing folder is loaded as is. Default false.
+	InitTiny bool `toml:"init_tiny"`
+}
+
+// DistillSpec is the latent consistency distillation method (REFERENCE-LCD.md §1.2, §3).
+type DistillSpec struct {
+	// Mode is "full" (a whole student UNet with a guidance embedding and an EMA target, as
+	// train_lcm_distill_sd_wds.py) or "lora" (a LoRA on the teacher's UNet, the student itself as
+	// target, as train_lcm_distill_lora_sd_wds.py). Default "full".
+	Mode string `toml:"mode"`
+	// WMin is the lower bound of the guidance scale w ~ U[w_min, w_max] used by the teacher's CFG in
+	// the LCM form x0 = x0_c + w (x0_c - x0_u) and embedded for a full student. Default 5 (the SD
+	// scripts; the SDXL scripts use 3).
+	WMin float64 `toml:"w_min"`
+	// WMax is the upper bound of the sampled guidance scale. Default 15.
+	WMax float64 `toml:"w_max"`
+	// NumDDIMTimesteps is N, the number of DDIM solver steps: the solver skips k = 1000/N
+	// timesteps, so N must divide 1000. Samplers must use it as original_inference_steps. Default 50.
+	NumDDIMTimesteps int `toml:"num_ddim_timesteps"`
+	// Loss is "l2" (mean squared error) or "huber" (pseudo-Huber sqrt((a-b)^2 + c^2) - c, averaged).
+	// Default "l2".
+	Loss string `toml:"loss"`
+	// HuberC is c of the pseudo-Huber loss; used when loss = "huber". Default 0.001.
+	HuberC float64 `toml:"huber_c"`
+	// TimestepScalingFactor is s in the boundary scalings c_skip = 0.25/((s t)^2 + 0.25) and
+	// c_out = s t / sqrt((s t)^2 + 0.25). Default 10.
+	TimestepScalingFactor float64 `toml:"timestep_scaling_factor"`
+	// EMADecay is mu of the target network's update target = mu target + (1-mu) student after each
+	// optimizer step; full mode only (the LoRA target is the student itself). Default 0.95.
+	EMADecay float64 `toml:"ema_decay"`
+	// TimeCondProjDim is the width of the guidance-scale embedding the full student gets
+	// (time_embedding.cond_proj) when the teacher UNet has no time_cond_proj_dim of its own; a
+	// teacher's own value wins. Full mode only. Default 256.
+	TimeCondProjDim int `toml:"time_cond_proj_dim"`
+}
+
+// LoRASpec is the adapter trained in lora mode (PEFT LoraConfig, REFERENCE-LCD.md §4.2); full mode
+// does not use it.
+type LoRASpec struct {
+	// Rank is r, the inner width of each adapter (A: r x in, B: out x r, B zero-initialised).
+	// Default 64.
+	Rank int `toml:"rank"`
+	// Alpha scales the adapter output by alpha/rank. Default 64.
+	Alpha float64 `toml:"alpha"`
+	// Dropout is the probability of dropping adapter inputs while training. Default 0.
+	Dropout float64 `toml:"dropout"`
+	// Targets are module-name suffixes of the UNet that get an adapter (a module matches when its
+	// full name equals a target or ends with "."+target). Default: the LCM-LoRA list, every
+	// attention, transformer in/out, feed-forward, resnet conv, shortcut, resample conv and resnet
+	// time projection: to_q to_k to_v to_out.0 proj_in proj_out ff.net.0.proj ff.net.2 conv1 conv2
+	// conv_shortcut downsamplers.0.conv upsamplers.0.conv time_emb_proj.
+	Targets []string `toml:"targets"`
+}
+
+// DataSpec is where training images and captions come from and how they become batches
+// (REFERENCE-LCD.md §7.1, §7.2).
+type DataSpec struct {
+	// Sources are shard specs: local paths, globs, brace ranges like {00000..01210}, http(s) URLs,
+	// folders, or "pipe:CMD" (the stdout of `sh -c CMD`), as the datasets package reads them.
+	// Default [] (none).
+	Sources []string `toml:"sources"`
+	// Format is "auto" (from file extensions and folder contents), "webdataset" (tar shards:
+	// jpg/png/jpeg/webp + txt/text/caption + json), "parquet" (image bytes and caption columns) or
+	// "imagefolder" (images with a metadata.jsonl). Default "auto".
+	Format string `toml:"format"`
+	// Generate is the number of synthetic image/caption pairs to train on instead of sources; it
+	// needs sources = []. 0 generates none. Default 0.
+	Generate int `toml:"generate"`
+	// Resolution is the square training size in pixels: the shorter side is resized to it, then
+	// cropped; a multiple of 8 (the VAE factor). Default 512 (the SDXL scripts use 1024).
+	Resolution int `toml:"resolution"`
+	// CenterCrop crops the center instead of a random window. diffusers' WebDataset scripts accept
+	// and ignore the flag; golcm honours it for every format. Default false.
+	CenterCrop bool `toml:"center_crop"`
+	// RandomFlip flips images horizontally with probability 0.5 (also honoured for every format).
+	// Default false.
+	RandomFlip bool `toml:"random_flip"`
+	// Interpolation is the resize filter, computed as PIL's: "bilinear", "bicubic", "lanczos", "box",
+	// "hamming" or "nearest" (--interpolation_type's choices but nearest_exact). Default "bilinear".
+	Interpolation string `toml:"interpolation"`
+	// FixCropAndSize makes an SDXL teacher's micro-conditioning use original_size = (res, res) and
+	// crop = (0, 0), as --use_fix_crop_and_size; SD 1.x/2.x teachers have no micro-conditioning.
+	// Default false.
+	FixCropAndSize bool `toml:"fix_crop_and_size"`
+	// BatchSize is the number of images per micro-batch. Default 16.
+	BatchSize int `toml:"batch_size"`
+	// Workers is the number of parallel decoders; 0 uses one per CPU. Default 0.
+	Workers int `toml:"workers"`
+	// ShuffleBuffer is the size of the sample shuffle buffer; 0 keeps stream order. Default 1000.
+	ShuffleBuffer int `toml:"shuffle_buffer"`
+	// ImageColumn is the parquet column holding image bytes (or a {bytes, path} struct).
+	// Default "image".
+	ImageColumn string `toml:"image_column"`
+	// CaptionColumn is the parquet column (and image-folder metadata.jsonl field) holding the
+	// caption, a string or a list of strings. Default "text".
+	CaptionColumn string `toml:"caption_column"`
+	// MinWidth drops samples whose JSON metadata gives a width_field smaller than this (a missing
+	// field counts as 0, as diffusers' WebdatasetFilter; the SDXL scripts use 700); 0 turns it
+	// off. While any of min_width, min_height, max_watermark is on, samples without JSON metadata
+	// are dropped. Default 0.
+	MinWidth int `toml:"min_width"`
+	// MinHeight is min_width for height_field. Default 0.
+	MinHeight int `toml:"min_height"`
+	// MaxWatermark drops samples whose JSON "pwatermark" exceeds it (a missing value counts as 1;
+	// the SDXL scripts use 0.5); 0 turns it off. Default 0.
+	MaxWatermark float64 `toml:"max_watermark"`
+	// WidthField is the JSON metadata field min_width reads: LAION's "original_width" (as the SD
+	// scripts' unused filter), or "width" as the SDXL scripts' filter. Default "original_width".
+	WidthField string `toml:"width_field"`
+	// HeightField is the JSON metadata field min_height reads. Default "original_height".
+	HeightField string `toml:"height_field"`
+	// MaxConsecutiveDrops is how many samples in a row may be dropped (undecodable or filtered)
+	// before the loader fails, so a dead source or an impossible filter stops the run. Default 1000.
+	MaxConsecutiveDrops int `toml:"max_consecutive_drops"`
+	// VAEEncodeBatchSize is the chunk size for encoding images to latents. Default 32 (the SDXL
+	// scripts use 8).
+	VAEEncodeBatchSize int `toml:"vae_encode_batch_size"`
+}
+
+// OptimSpec is AdamW with decoupled weight decay, gradient clipping and a diffusers learning-rate
+// schedule (REFERENCE-LCD.md §1.4, §3.2).
+type OptimSpec struct {
+	// LR is the base learning rate. Default 0.0001.
+	LR float64 `toml:"lr"`
+	// Beta1 is AdamW's first-moment decay. Default 0.9.
+	Beta1 float64 `toml:"beta1"`
+	// Beta2 is AdamW's second-moment decay. Default 0.999.
+	Beta2 float64 `toml:"beta2"`
+	// WeightDecay is the decoupled decay p -= lr*wd*p (the README recipes use 0). Default 0.01.
+	WeightDecay float64 `toml:"weight_decay"`
+	// Eps is AdamW's denominator epsilon. Default 1e-08.
+	Eps float64 `toml:"eps"`
+	// MaxGradNorm clips the global L2 norm of the gradients; 0 does not clip. Default 1.0.
+	MaxGradNorm float64 `toml:"max_grad_norm"`
+	// Schedule is the learning-rate multiplier: "constant", "constant_with_warmup", "linear"
+	// (warmup, then down to 0 at max_train_steps) or "cosine" (warmup, then half a cosine to 0).
+	// Default "constant".
+	Schedule string `toml:"schedule"`
+	// WarmupSteps is the linear warmup length in optimizer steps; "constant" has no warmup (as
+	// diffusers), the other schedules use it. Default 500.
+	WarmupSteps int `toml:"warmup_steps"`
+	// MaxTrainSteps is the number of optimizer steps to train. Default 1000.
+	MaxTrainSteps int `toml:"max_train_steps"`
+	// GradientAccumulationSteps is the number of micro-batches per optimizer step. Default 1.
+	GradientAccumulationSteps int `toml:"gradient_accumulation_steps"`
+}
+
+// RunSpec is everything about one run that is not the method: outputs, checkpoints, validation,
+// logging and the compute backend.
+type RunSpec struct {
+	// OutputDir receives config.toml, metrics.jsonl, checkpoints, samples and the final weights.
+	// Default "runs/lcm".
+	OutputDir string `toml:"output_dir"`
+	// Seed seeds data order, noise and initialisation. Default 0.
+	Seed int64 `toml:"seed"`
+	// CheckpointEvery writes output_dir/checkpoint-<step> every N optimizer steps; 0 writes only the
+	// final weights. Default 500.
+	CheckpointEvery int `toml:"checkpoint_every"`
+	// CheckpointsKeep is how many checkpoints to keep, deleting the oldest; 0 keeps all. Default 0.
+	CheckpointsKeep int `toml:"checkpoints_keep"`
+	// Resume is "" (start fresh), "latest" (the newest checkpoint-N in output_dir, or fresh when
+	// there is none, as diffusers) or the path of a checkpoint folder. Default "".
+	Resume string `toml:"resume"`
+	// ValidationEvery samples the validation prompts every N optimizer steps; 0 turns validation
+	// off. Default 200.
+	ValidationEvery int `toml:"validation_every"`
+	// ValidationPrompts are the prompts sampled at each validation. Default: the four prompts of
+	// diffusers' WebDataset scripts (a portrait photo, a cyborg oil painting, an astronaut in a
+	// jungle, a mountain lake at sunset).
+	ValidationPrompts []string `toml:"validation_prompts"`
+	// ValidationInferenceSteps are the LCM sampler step counts (num_inference_steps) tried at each
+	// validation, each between 1 and num_ddim_timesteps. Default [4].
+	ValidationInferenceSteps []int `toml:"validation_inference_steps"`
+	// ValidationGuidance is the pipeline guidance_scale, with diffusers' StableDiffusionPipeline
+	// meaning: a full student (guidance embedding) gets w = guidance - 1 embedded and no CFG; a LoRA
+	// student gets classifier-free guidance when guidance > 1 (the LoRA scripts use 1 for SD, 0 for
+	// SDXL). Default 7.5 (the SD pipeline's; SDXL's is 5).
+	ValidationGuidance float64 `toml:"validation_guidance"`
+	// ValidationSeed seeds the validation noise, so every validation of a run is comparable.
+	// Default 0.
+	ValidationSeed int64 `toml:"validation_seed"`
+	// ValidationWidth is the sample width in pixels, a multiple of 8; 0 uses the teacher's native
+	// size (UNet sample_size times the VAE factor). Default 0.
+	ValidationWidth int `toml:"validation_width"`
+	// ValidationHeight is the sample height in pixels, a multiple of 8; 0 uses the teacher's native
+	// size. Default 0.
+	ValidationHeight int `toml:"validation_height"`
+	// LogEvery appends a line to output_dir/metrics.jsonl every N optimizer steps. Default 10.
+	LogEvery int `toml:"log_every"`
+	// Backend is the GoMLX backend configuration, "go" or "xla" with an optional ":config" (e.g.
+	// "xla:cuda"); "" uses $GOMLX_BACKEND, else GoMLX's default. Default "".
+	Backend string `toml:"backend"`
+	// MixedPrecision is the dtype of the frozen networks and activations: "no" (float32), "fp16" or
+	// "bf16"; trained weights stay float32. Default "no".
+	MixedPrecision string `toml:"mixed_precision"`
+	// GradientCheckpointing recomputes the student's activations in the backward pass to save
+	// memory. Default false.
+	GradientCheckpointing bool `toml:"gradient_checkpointing"`
+}
+
+// Default returns the spec every experiment file starts from: diffusers' SD 1.x LCD defaults.
+func Default() Spec {
+	return Spec{
+		Model: ModelSpec{
+			Path: "runwayml/stable-diffusion-v1-5",
+		},
+		Distill: DistillSpec{
+			Mode:                  "full",
+			WMin:                  5,
+			WMax:                  15,
+			NumDDIMTimesteps:      50,
+			Loss:                  "l2",
+			HuberC:                0.001,
+			TimestepScalingFactor: 10,
+			EMADecay:              0.95,
+			TimeCondProjDim:       256,
+		},
+		LoRA: LoRASpec{
+			Rank:    64,
+			Alpha:   64,
+			Dropout: 0,
+			Targets: []string{
+				"to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2",
+				"conv1", "conv2", "conv_shortcut", "downsamplers.0.conv", "upsamplers.0.conv", "time_emb_proj",
+			},
+		},
+		Data: DataSpec{
+			Format:              "auto",
+			Resolution:          512,
+			Interpolation:       "bilinear",
+			BatchSize:           16,
+			ShuffleBuffer:       1000,
+			ImageColumn:         "image",
+			CaptionColumn:       "text",
+			WidthField:          "original_width",
+			HeightField:         "original_height",
+			MaxConsecutiveDrops: 1000,
+			VAEEncodeBatchSize:  32,
+		},
+		Optim: OptimSpec{
+			LR:                        1e-4,
+			Beta1:                     0.9,
+			Beta2:                     0.999,
+			WeightDecay:               1e-2,
+			Eps:                       1e-8,
+			MaxGradNorm:               1,
+			Schedule:                  "constant",
+			WarmupSteps:               500,
+			MaxTrainSteps:             1000,
+			GradientAccumulationSteps: 1,
+		},
+		Run: RunSpec{
+			OutputDir:       "runs/lcm",
+			CheckpointEvery: 500,
+			ValidationEvery: 200,
+			ValidationPrompts: []string{
+				"portrait photo of a girl, photograph, highly detailed face, depth of field, moody light, golden hour, style by Dan Winters, Russell James, Steve McCurry, centered, extremely detailed, Nikon D850, award winning photography",
+				"Self-portrait oil painting, a beautiful cyborg with golden hair, 8k",
+				"Astronaut in a jungle, cold color palette, muted colors, detailed, 8k",
+				"A photo of beautiful mountain with realistic sunset and blue lake, highly detailed, masterpiece",
+			},
+			ValidationInferenceSteps: []int{4},
+			ValidationGuidance:       7.5,
+			LogEvery:                 10,
+			MixedPrecision:           "no",
+		},
+	}
+}

@@ -1,0 +1,323 @@
+// Package golden gives tests access to the golden fixtures: numbers produced by the upstream Python
+// code (diffusers, transformers) that golcm must reproduce. See ../shared/fixtures/README.md.
+//
+// The fixture folder is $GOLCM_GOLDEN_DIR, or ../shared/fixtures next to the repository root (the
+// folder holding go.mod); a relative $GOLCM_GOLDEN_DIR is taken relative to the repository root too,
+// since tests run in package folders at different depths. Each "*-golden.json" sidecar describes the
+// tensors in its safetensors file and their tolerances; Sidecars loads them and the Check methods
+// compare a result against an entry, logging one line per check.
+//
+// It depends on models/safetensors and the standard library, and is meant for tests only.
+package golden
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/golcm/golcm/models/safetensors"
+)
+
+// EnvDir names the environment variable that overrides the fixture folder.
+const EnvDir = "GOLCM_GOLDEN_DIR"
+
+// Dir is the fixture folder (absolute when the repository root can be found). It may not exist.
+func Dir() string {
+	dir := os.Getenv(EnvDir)
+	if dir == "" {
+		dir = filepath.Join("..", "shared", "fixtures")
+	}
+	if filepath.IsAbs(dir) {
+		return filepath.Clean(dir)
+	}
+	if root := RepoRoot(); root != "" {
+		return filepath.Join(root, dir)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return dir
+	}
+	return abs
+}
+
+// RepoRoot is the nearest folder at or above the working directory that holds go.mod, or "".
+func RepoRoot() string {
+	dir, err := os.Getwd()
+	if err != nil {
+		return ""
+	}
+	for {
+		if st, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil && !st.IsDir() {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return ""
+		}
+		dir = parent
+	}
+}
+
+// Sidecar is one "<name>.json" fixture description plus lazy access to its tensors.
+type Sidecar struct {
+	Name       string // file name without ".json", e.g. "tiny-sd-golden"
+	Dir        string // the fixture folder
+	ModelDir   string // absolute path of the model folder it was made from, or ""
+	TeacherDir string // absolute path of the teacher model folder, or ""
+	Prompts    []string
+	Entries    map[string]Entry
+	Raw        map[string]json.RawMessage // every top-level key, for sections such as "lcd" and "pipe_call"
+
+	file     string // safetensors path
+	loadOnce sync.Once
+	loaded   *safetensors.File
+	loadErr  error
+}
+
+// Entry describes one tensor of a sidecar.
+type Entry struct {
+	DType string
+	Shape []int
+	Desc  string
+	Tol   Tol
+}
+
+// Tol is an entry's tolerance: Exact, or |got-want| <= Atol + Rtol*|want| elementwise. An entry with
+// no tolerance in the sidecar (a fixed input) has the zero Tol, which only equal values pass.
+type Tol struct {
+	Exact      bool
+	Atol, Rtol float64
+}
+
+func (t Tol) String() string {
+	switch {
+	case t.Exact:
+		return "exact"
+	case t.Rtol == 0:
+		return fmt.Sprintf("atol=%g", t.Atol)
+	case t.Atol == 0:
+		return fmt.Sprintf("rtol=%g", t.Rtol)
+	}
+	return fmt.Sprintf("atol=%g,rtol=%g", t.Atol, t.Rtol)
+}
+
+// UnmarshalJSON accepts "exact", null, or an object with atol and/or rtol (other keys, such as
+// "basis" or "observed_fp32_vs_fp64_maxabs", are notes and ignored).
+func (t *Tol) UnmarshalJSON(b []byte) error {
+	*t = Tol{}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		if s != "exact" {
+			return fmt.Errorf("tolerance %q: want \"exact\" or an object with atol/rtol", s)
+		}
+		t.Exact = true
+		return nil
+	}
+	var o struct {
+		Atol *float64 `json:"atol"`
+		Rtol *float64 `json:"rtol"`
+	}
+	if err := json.Unmarshal(b, &o); err != nil {
+		return fmt.Errorf("tolerance %s: %w", b, err)
+	}
+	if o.Atol == nil && o.Rtol == nil {
+		return fmt.Errorf("tolerance %s: has neither atol nor rtol", b)
+	}
+	if o.Atol != nil {
+		t.Atol = *o.Atol
+	}
+	if o.Rtol != nil {
+		t.Rtol = *o.Rtol
+	}
+	if t.Atol < 0 || t.Rtol < 0 {
+		return fmt.Errorf("tolerance %s: negative", b)
+	}
+	return nil
+}
+
+// sidecarJSON is the part of a sidecar this package interprets.
+type sidecarJSON struct {
+	File       string   `json:"file"`
+	ModelDir   string   `json:"model_dir"`
+	TeacherDir string   `json:"teacher_dir"`
+	Prompts    []string `json:"prompts"`
+	Entries    map[string]struct {
+		DType string `json:"dtype"`
+		Shape []int  `json:"shape"`
+		Desc  string `json:"desc"`
+		Tol   Tol    `json:"tol"`
+	} `json:"entries"`
+}
+
+// cache keeps parsed sidecars per fixture folder, so a test binary parses each once.
+var cache = struct {
+	sync.Mutex
+	byDir map[string][]*Sidecar
+}{byDir: map[string][]*Sidecar{}}
+
+// Sidecars returns every "*-golden.json" in Dir(), sorted by name. It skips the test when the folder
+// is missing and fails it when a sidecar cannot be parsed or there is none.
+func Sidecars(t testing.TB) []*Sidecar {
+	t.Helper()
+	dir := Dir()
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		t.Skipf("golden fixtures not found at %s (set %s to the fixture folder)", dir, EnvDir)
+		return nil
+	}
+	cache.Lock()
+	defer cache.Unlock()
+	if s, ok := cache.byDir[dir]; ok {
+		return s
+	}
+	paths, err := filepath.Glob(filepath.Join(dir, "*-golden.json"))
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("golden: no *-golden.json sidecar in %s (%s)", dir, EnvDir)
+		return nil
+	}
+	sort.Strings(paths)
+	var out []*Sidecar
+	for _, p := range paths {
+		s, err := parseSidecar(p)
+		if err != nil {
+			t.Fatalf("golden: %v", err)
+			return nil
+		}
+		out = append(out, s)
+	}
+	cache.byDir[dir] = out
+	return out
+}
+
+// Load returns the sidecar with the given name (e.g. "tiny-sd-golden"), skipping the test when the
+// fixture folder is missing and failing it when that sidecar is not there.
+func Load(t testing.TB, name string) *Sidecar {
+	t.Helper()
+	var names []string
+	for _, s := range Sidecars(t) {
+		if s.Name == name {
+			return s
+		}
+		names = append(names, s.Name)
+	}
+	t.Fatalf("golden: no sidecar %q in %s (have %s)", name, Dir(), strings.Join(names, ", "))
+	return nil
+}
+
+func parseSidecar(path string) (*Sidecar, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var sj sidecarJSON
+	if err := json.Unmarshal(b, &sj); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if sj.File == "" {
+		return nil, fmt.Errorf("%s: no \"file\" naming the safetensors file", path)
+	}
+	dir := filepath.Dir(path)
+	s := &Sidecar{
+		Name:    strings.TrimSuffix(filepath.Base(path), ".json"),
+		Dir:     dir,
+		Prompts: sj.Prompts,
+		Entries: make(map[string]Entry, len(sj.Entries)),
+		Raw:     raw,
+		file:    resolve(dir, sj.File),
+	}
+	s.ModelDir = resolve(dir, sj.ModelDir)
+	s.TeacherDir = resolve(dir, sj.TeacherDir)
+	for name, e := range sj.Entries {
+		s.Entries[name] = Entry{DType: e.DType, Shape: e.Shape, Desc: e.Desc, Tol: e.Tol}
+	}
+	return s, nil
+}
+
+// resolve makes p absolute relative to dir; "" stays "".
+func resolve(dir, p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(dir, p)
+}
+
+// Has reports whether the sidecar has an entry with this name.
+func (s *Sidecar) Has(entry string) bool {
+	_, ok := s.Entries[entry]
+	return ok
+}
+
+// EntryNames lists the entry names starting with prefix, sorted.
+func (s *Sidecar) EntryNames(prefix string) []string {
+	var names []string
+	for name := range s.Entries {
+		if strings.HasPrefix(name, prefix) {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// File is the sidecar's safetensors file, loaded on first use.
+func (s *Sidecar) File() (*safetensors.File, error) {
+	s.loadOnce.Do(func() { s.loaded, s.loadErr = safetensors.ReadFile(s.file) })
+	return s.loaded, s.loadErr
+}
+
+// tensor returns the stored tensor for entry, failing the test when it is missing.
+func (s *Sidecar) tensor(t testing.TB, entry string) *safetensors.Tensor {
+	t.Helper()
+	f, err := s.File()
+	if err != nil {
+		t.Fatalf("golden %s: %v", s.Name, err)
+		return nil
+	}
+	tensor := f.Tensors[entry]
+	if tensor == nil {
+		t.Fatalf("golden %s: no entry %q in %s", s.Name, entry, f.Path)
+		return nil
+	}
+	return tensor
+}
+
+// Float32 returns an entry's values as float32 and its shape; the test fails if it is missing.
+func (s *Sidecar) Float32(t testing.TB, entry string) ([]float32, []int) {
+	t.Helper()
+	tensor := s.tensor(t, entry)
+	if tensor == nil {
+		return nil, nil
+	}
+	v, err := tensor.Float32()
+	if err != nil {
+		t.Fatalf("golden %s %s: %v", s.Name, entry, err)
+		return nil, nil
+	}
+	return v, tensor.Shape
+}
+
+// Int64 returns an integer entry's values and its shape; the test fails if it is missing or float.
+func (s *Sidecar) Int64(t testing.TB, entry string) ([]int64, []int) {
+	t.Helper()
+	tensor := s.tensor(t, entry)
+	if tensor == nil {
+		return nil, nil
+	}
+	v, err := tensor.Int64()
+	if err != nil {
+		t.Fatalf("golden %s %s: %v", s.Name, entry, err)
+		return nil, nil
+	}
+	return v, tensor.Shape
+}

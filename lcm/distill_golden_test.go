@@ -1,0 +1,222 @@
+package lcm
+
+import (
+	"encoding/json"
+	"math"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/gomlx/core/tensors"
+
+	"github.com/golcm/golcm/backend"
+	"github.com/golcm/golcm/internal/golden"
+	"github.com/golcm/golcm/losses"
+	"github.com/golcm/golcm/models/nn"
+	"github.com/golcm/golcm/models/unet"
+)
+
+// stepArgs are the optimizer and loss arguments of the recorded LCD step.
+type stepArgs struct {
+	Args struct {
+		HuberC          float64 `json:"huber_c"`
+		MaxGradNorm     float64 `json:"max_grad_norm"`
+		EMADecay        float64 `json:"ema_decay"`
+		LearningRate    float64 `json:"learning_rate"`
+		Beta1           float64 `json:"adam_beta1"`
+		Beta2           float64 `json:"adam_beta2"`
+		WeightDecay     float64 `json:"adam_weight_decay"`
+		Eps             float64 `json:"adam_epsilon"`
+		TimeCondProjDim int     `json:"unet_time_cond_proj_dim"`
+	} `json:"args"`
+	PredictionType string `json:"prediction_type"`
+}
+
+func goldenTensor(t *testing.T, s *golden.Sidecar, name string) *tensors.Tensor {
+	data, shape := s.Float32(t, name)
+	return tensors.FromFlatDataAndDimensions(data, shape...)
+}
+
+func zerosTensor(dims ...int) *tensors.Tensor {
+	n := 1
+	for _, d := range dims {
+		n *= d
+	}
+	return tensors.FromFlatDataAndDimensions(make([]float32, n), dims...)
+}
+
+func checkTensor(t *testing.T, s *golden.Sidecar, entry string, got *tensors.Tensor) {
+	t.Helper()
+	data, dims, err := nn.TensorFloat32(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.CheckFloat32(t, entry, data, dims)
+}
+
+// TestGoldenDistillationStep replays the recorded full-distillation step of
+// every sidecar (SD and SDXL, both losses) and checks every intermediate,
+// the loss, the gradient norm and clipped gradients, and every student and
+// target parameter after one AdamW + EMA update.
+func TestGoldenDistillationStep(t *testing.T) {
+	b, _, err := backend.Default("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range golden.Sidecars(t) {
+		if !s.Has("lcd.latents") {
+			continue
+		}
+		a := readLCDArgs(t, s)
+		var sa stepArgs
+		if err := json.Unmarshal(s.Raw["lcd"], &sa); err != nil {
+			t.Fatal(err)
+		}
+		dir := teacherDir(s, a)
+		schedule, err := NewNoiseSchedule(schedulerConfigOf(t, dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sa.PredictionType != "" {
+			schedule.PredictionType = PredictionType(sa.PredictionType)
+		}
+		solver, err := NewDDIMSolver(schedule, a.Args.NumDDIMTimesteps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, loss := range []losses.Kind{losses.L2, losses.Huber} {
+			t.Run(s.Name+"/"+string(loss), func(t *testing.T) {
+				teacher, err := unet.Load(filepath.Join(dir, "unet"), "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				student, err := teacher.Weights.Clone()
+				if err != nil {
+					t.Fatal(err)
+				}
+				cond, condShape := s.Float32(t, "lcd.student_init.time_embedding.cond_proj.weight")
+				student.SetFloat32("time_embedding.cond_proj.weight", cond, condShape...)
+				studentCfg := *teacher.Config
+				dim := condShape[1]
+				studentCfg.TimeCondProjDim = &dim
+
+				run := func(dtype dtypes.DType) map[string]*tensors.Tensor {
+					cfg := DistillConfig{
+						Mode: Full, Teacher: teacher.Config, Student: &studentCfg,
+						PredictionType: schedule.PredictionType, Loss: loss, HuberC: sa.Args.HuberC,
+						MaxGradNorm: sa.Args.MaxGradNorm, Beta1: sa.Args.Beta1, Beta2: sa.Args.Beta2,
+						AdamEps: sa.Args.Eps, WeightDecay: sa.Args.WeightDecay, EMADecay: sa.Args.EMADecay,
+						NN: nn.Options{ConvIm2Col: true, ComputeDType: dtype}, Debug: true,
+					}
+					own, err := student.Clone() // the distiller updates its student in place
+					if err != nil {
+						t.Fatal(err)
+					}
+					d, err := NewDistiller(b, cfg, teacher.Weights, own)
+					if err != nil {
+						t.Fatal(err)
+					}
+					res, err := d.Step(goldenBatch(t, s, teacher.Config, schedule, solver, a, sa, dim))
+					if err != nil {
+						t.Fatal(err)
+					}
+					return stepEntries(s, loss, d, res)
+				}
+				// float64 shows the method is exact; the float32 run measures
+				// how much float32 rounding alone moves each value. Where the
+				// fixture's tolerance is tighter than that (the huber
+				// gradients: d/sqrt(d²+c²) with c = 0.001 amplifies rounding),
+				// the measured float32 noise is added to it.
+				exact, rounded := run(dtypes.Float64), run(dtypes.Float32)
+				checked := 0
+				for _, entry := range sortedKeys(exact) {
+					got, dims, err := nn.TensorFloat32(exact[entry])
+					if err != nil {
+						t.Fatal(err)
+					}
+					noisy, _, _ := nn.TensorFloat32(rounded[entry])
+					tol := s.Entries[entry].Tol
+					tol.Atol += maxAbsDiff(got, noisy)
+					s.CheckFloat32Tol(t, entry, got, dims, tol)
+					if strings.Contains(entry, "_after.") {
+						checked++
+					}
+				}
+				if want := 2 * student.Len(); checked != want {
+					t.Errorf("checked %d parameters after the step, want %d (every student and target weight)", checked, want)
+				}
+			})
+		}
+	}
+}
+
+// goldenBatch assembles the recorded step's batch and coefficients.
+func goldenBatch(t *testing.T, s *golden.Sidecar, teacher *unet.Config, schedule *NoiseSchedule, solver *DDIMSolver, a lcdArgs, sa stepArgs, dim int) *Batch {
+	index, _ := s.Int64(t, "lcd.index")
+	u, _ := s.Float32(t, "lcd.u")
+	coefs, err := Coefficients(schedule, solver, Draws{Index: index, U: u},
+		a.Args.WMin, a.Args.WMax, a.Args.TimestepScalingFactor, dim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := &Batch{
+		Latents: goldenTensor(t, s, "lcd.latents"), Noise: goldenTensor(t, s, "lcd.noise"),
+		PromptEmbeds: goldenTensor(t, s, "lcd.prompt_embeds"),
+		Coefs:        coefs, LR: sa.Args.LearningRate,
+	}
+	if s.Has("lcd.uncond_prompt_embeds") {
+		batch.UncondEmbeds = goldenTensor(t, s, "lcd.uncond_prompt_embeds")
+	} else {
+		// SDXL: the script's unconditional embeddings are zeros.
+		batch.UncondEmbeds = zerosTensor(batch.PromptEmbeds.Shape().Dimensions...)
+	}
+	if teacher.TextTime() {
+		batch.TextEmbeds = goldenTensor(t, s, "lcd.text_embeds")
+		batch.UncondTextEmbeds = zerosTensor(batch.TextEmbeds.Shape().Dimensions...)
+		batch.TimeIDs = goldenTensor(t, s, "lcd.time_ids")
+	}
+	return batch
+}
+
+// stepEntries maps every fixture entry of the step to the value computed.
+func stepEntries(s *golden.Sidecar, loss losses.Kind, d *Distiller, res *StepResult) map[string]*tensors.Tensor {
+	out := map[string]*tensors.Tensor{}
+	for _, name := range DebugNames {
+		if entry := "lcd." + name; s.Has(entry) {
+			out[entry] = res.Debug[name]
+		}
+	}
+	prefix := "lcd." + string(loss) + "."
+	out[prefix+"loss"] = tensors.FromFlatDataAndDimensions([]float32{res.Loss}, 1)
+	out[prefix+"grad_norm"] = tensors.FromFlatDataAndDimensions([]float32{res.GradNorm}, 1)
+	for _, entry := range s.EntryNames(prefix + "grad.") {
+		out[entry] = res.Debug["grad."+strings.TrimPrefix(entry, prefix+"grad.")]
+	}
+	for kind, w := range map[string]*nn.Weights{"student_after.": d.Student, "target_after.": d.Target} {
+		for _, entry := range s.EntryNames(prefix + kind) {
+			if got, ok := w.Get(strings.TrimPrefix(entry, prefix+kind)); ok {
+				out[entry] = got
+			}
+		}
+	}
+	return out
+}
+
+func sortedKeys(m map[string]*tensors.Tensor) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func maxAbsDiff(a, b []float32) float64 {
+	m := 0.0
+	for i := range a {
+		m = max(m, math.Abs(float64(a[i])-float64(b[i])))
+	}
+	return m
+}

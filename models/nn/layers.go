@@ -1,0 +1,236 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read as math
+)
+
+// Linear is torch.nn.Linear: y = x·Wᵀ + b, with weight [out, in] and an
+// optional bias, on the last axis of x. An adapter at this scope adds its
+// update to y.
+func Linear(s Scope, x *Node) *Node {
+	w := s.Param("weight")
+	if w.Shape().Dimensions[1] != x.Shape().Dimensions[x.Rank()-1] {
+		panic(fmt.Errorf("%s: input has %d features, weight %v wants %d",
+			s.Path(), x.Shape().Dimensions[x.Rank()-1], w.Shape().Dimensions, w.Shape().Dimensions[1]))
+	}
+	y := DotGeneral(x, []int{x.Rank() - 1}, nil, w, []int{1}, nil)
+	if b := s.Optional("bias"); b != nil {
+		y = Add(y, ExpandLeftToRank(b, y.Rank()))
+	}
+	if a := s.adapter(); a != nil {
+		y = a.Apply(s, x, y, nil)
+	}
+	return y
+}
+
+// ConvParams are a 2D convolution's stride and padding (top, bottom, left,
+// right), as torch.nn.Conv2d applies them.
+type ConvParams struct {
+	Stride  int
+	Padding [4]int
+}
+
+// SamePadding is the symmetric padding torch uses for an odd kernel k with
+// padding=(k-1)/2.
+func SamePadding(k int) [4]int {
+	p := (k - 1) / 2
+	return [4]int{p, p, p, p}
+}
+
+// Conv2d is torch.nn.Conv2d on NCHW input with an OIHW weight and optional
+// bias. An adapter at this scope adds its update to the output.
+func Conv2d(s Scope, x *Node, stride int, padding [4]int) *Node {
+	w := s.Param("weight")
+	cp := ConvParams{Stride: stride, Padding: padding}
+	y := Conv2dWith(x, w, cp, s.p.opts.ConvIm2Col)
+	if b := s.Optional("bias"); b != nil {
+		y = Add(y, Reshape(b, 1, b.Shape().Dimensions[0], 1, 1))
+	}
+	if a := s.adapter(); a != nil {
+		y = a.Apply(s, x, y, &cp)
+	}
+	return y
+}
+
+// Conv2dWith convolves x [B,C,H,W] with w [O,C,kh,kw] (no bias), lowering to
+// im2col + matmul when im2col is set, else to the backend's convolution.
+func Conv2dWith(x, w *Node, cp ConvParams, im2col bool) *Node {
+	xd, wd := x.Shape().Dimensions, w.Shape().Dimensions
+	if len(xd) != 4 || len(wd) != 4 || xd[1] != wd[1] {
+		panic(fmt.Errorf("conv2d: input %v and weight %v do not fit (want NCHW and OIHW with equal C)", xd, wd))
+	}
+	stride := max(cp.Stride, 1)
+	if !im2col {
+		axes := ConvolveAxesConfig{
+			InputBatch: 0, InputChannels: 1, InputSpatial: []int{2, 3},
+			KernelOutputChannels: 0, KernelInputChannels: 1, KernelSpatial: []int{2, 3},
+			OutputBatch: 0, OutputChannels: 1, OutputSpatial: []int{2, 3},
+		}
+		pads := [][2]int{{cp.Padding[0], cp.Padding[1]}, {cp.Padding[2], cp.Padding[3]}}
+		return ConvGeneral(x, w, axes, []int{stride, stride}, pads, nil, nil, 1, 1)
+	}
+	B, C, H, W := xd[0], xd[1], xd[2], xd[3]
+	O, kh, kw := wd[0], wd[2], wd[3]
+	xp := padSpatial(x, cp.Padding)
+	Hp, Wp := H+cp.Padding[0]+cp.Padding[1], W+cp.Padding[2]+cp.Padding[3]
+	Ho, Wo := (Hp-kh)/stride+1, (Wp-kw)/stride+1
+	var cols *Node
+	if kh == 1 && kw == 1 && stride == 1 {
+		cols = Reshape(xp, B, C, Ho*Wo)
+	} else {
+		patches := make([]*Node, 0, kh*kw)
+		for dy := range kh {
+			for dx := range kw {
+				patches = append(patches, Slice(xp, AxisRange(), AxisRange(),
+					AxisRange(dy, dy+(Ho-1)*stride+1).Stride(stride),
+					AxisRange(dx, dx+(Wo-1)*stride+1).Stride(stride)))
+			}
+		}
+		// [B, C, kh*kw, Ho, Wo] flattens C-major like the OIHW weight.
+		cols = Reshape(Stack(patches, 2), B, C*kh*kw, Ho*Wo)
+	}
+	wm := Reshape(w, O, C*kh*kw)
+	y := DotGeneral(wm, []int{1}, nil, cols, []int{1}, nil) // [O, B, P]
+	y = TransposeAllAxes(y, 1, 0, 2)
+	return Reshape(y, B, O, Ho, Wo)
+}
+
+// padSpatial zero-pads the last two axes by concatenation: graph.Pad's
+// gradient is wrong in GoMLX v0.28.2, Concatenate's is not.
+func padSpatial(x *Node, p [4]int) *Node {
+	if p == [4]int{} {
+		return x
+	}
+	d := x.Shape().Dimensions
+	zeros := func(dims ...int) *Node { return Zeros(x.Graph(), shapes.Make(x.DType(), dims...)) }
+	rows := []*Node{}
+	if p[0] > 0 {
+		rows = append(rows, zeros(d[0], d[1], p[0], d[3]))
+	}
+	rows = append(rows, x)
+	if p[1] > 0 {
+		rows = append(rows, zeros(d[0], d[1], p[1], d[3]))
+	}
+	if len(rows) > 1 {
+		x = Concatenate(rows, 2)
+	}
+	h := x.Shape().Dimensions[2]
+	cols := []*Node{}
+	if p[2] > 0 {
+		cols = append(cols, zeros(d[0], d[1], h, p[2]))
+	}
+	cols = append(cols, x)
+	if p[3] > 0 {
+		cols = append(cols, zeros(d[0], d[1], h, p[3]))
+	}
+	if len(cols) > 1 {
+		x = Concatenate(cols, 3)
+	}
+	return x
+}
+
+// GroupNorm is torch.nn.GroupNorm over axis 1 of x [B, C, ...] with biased
+// variance, then the per-channel affine weight and bias.
+func GroupNorm(s Scope, x *Node, groups int, eps float64) *Node {
+	d := x.Shape().Dimensions
+	B, C := d[0], d[1]
+	if groups <= 0 || C%groups != 0 {
+		panic(fmt.Errorf("%s: %d channels do not split into %d groups", s.Path(), C, groups))
+	}
+	g := Reshape(x, B, groups, -1)
+	mean := ReduceAndKeep(g, ReduceMean, 2)
+	centered := Sub(g, mean)
+	variance := ReduceAndKeep(Square(centered), ReduceMean, 2)
+	normed := Div(centered, Sqrt(AddScalar(variance, eps))) // Rsqrt has no gradient in GoMLX v0.28.2
+	normed = Reshape(normed, d...)
+	affine := make([]int, len(d))
+	for i := range affine {
+		affine[i] = 1
+	}
+	affine[1] = C
+	return Add(Mul(normed, Reshape(s.Param("weight"), affine...)), Reshape(s.Param("bias"), affine...))
+}
+
+// LayerNorm is torch.nn.LayerNorm over the last axis with weight and bias.
+func LayerNorm(s Scope, x *Node, eps float64) *Node {
+	axis := x.Rank() - 1
+	mean := ReduceAndKeep(x, ReduceMean, axis)
+	centered := Sub(x, mean)
+	variance := ReduceAndKeep(Square(centered), ReduceMean, axis)
+	normed := Div(centered, Sqrt(AddScalar(variance, eps))) // Rsqrt has no gradient in GoMLX v0.28.2
+	w, b := ExpandLeftToRank(s.Param("weight"), x.Rank()), ExpandLeftToRank(s.Param("bias"), x.Rank())
+	return Add(Mul(normed, w), b)
+}
+
+// SiLU is x·sigmoid(x).
+func SiLU(x *Node) *Node { return Mul(x, Sigmoid(x)) }
+
+// GELU is the exact (erf) GELU of torch.nn.functional.gelu.
+func GELU(x *Node) *Node {
+	return Mul(MulScalar(x, 0.5), OnePlus(Erf(MulScalar(x, 1/math.Sqrt2))))
+}
+
+// QuickGELU is x·sigmoid(1.702x), CLIP's activation.
+func QuickGELU(x *Node) *Node { return Mul(x, Sigmoid(MulScalar(x, 1.702))) }
+
+// UpsampleNearest2x repeats each pixel of x [B,C,H,W] 2×2, like
+// F.interpolate(scale_factor=2, mode="nearest"). It is built from reshape and
+// broadcast because GoMLX v0.28.2's Interpolate has a wrong gradient.
+func UpsampleNearest2x(x *Node) *Node {
+	d := x.Shape().Dimensions
+	B, C, H, W := d[0], d[1], d[2], d[3]
+	y := Reshape(x, B, C, H, 1, W, 1)
+	y = BroadcastToDims(y, B, C, H, 2, W, 2)
+	return Reshape(y, B, C, 2*H, 2*W)
+}
+
+// Attention is multi-head scaled dot-product attention of q [B,N,C] over
+// k, v [B,M,C] with heads heads: softmax(q·kᵀ/√d)·v per head.
+func Attention(q, k, v *Node, heads int) *Node {
+	qd, kd := q.Shape().Dimensions, k.Shape().Dimensions
+	B, N, C := qd[0], qd[1], qd[2]
+	M := kd[1]
+	if heads <= 0 || C%heads != 0 {
+		panic(fmt.Errorf("attention: %d channels do not split into %d heads", C, heads))
+	}
+	d := C / heads
+	q = Reshape(q, B, N, heads, d)
+	k = Reshape(k, B, M, heads, d)
+	v = Reshape(v, B, M, heads, d)
+	scores := MulScalar(Einsum("bnhd,bmhd->bhnm", q, k), 1/math.Sqrt(float64(d)))
+	probs := Softmax(scores, -1)
+	out := Einsum("bhnm,bmhd->bnhd", probs, v)
+	return Reshape(out, B, N, C)
+}
+
+// SinusoidalEmbedding is diffusers' get_timestep_embedding: for t [B]
+// (float32), half = dim/2 frequencies exp(-ln(10000)·i/(half-shift)),
+// [sin(t·f), cos(t·f)], swapped to [cos, sin] when flip is set, zero-padded
+// when dim is odd. The frequencies are computed on the host in float32, as
+// torch computes them.
+func SinusoidalEmbedding(t *Node, dim int, flip bool, shift float64) *Node {
+	half := dim / 2
+	freqs := make([]float32, half)
+	for i := range freqs {
+		exponent := float32(-math.Log(10000)) * float32(i)
+		exponent /= float32(float64(half) - shift)
+		freqs[i] = float32(math.Exp(float64(exponent)))
+	}
+	g := t.Graph()
+	B := t.Shape().Dimensions[0]
+	args := Mul(Reshape(ConvertDType(t, freqsDType), B, 1), Reshape(Const(g, freqs), 1, half))
+	sin, cos := Sin(args), Cos(args)
+	parts := []*Node{sin, cos}
+	if flip {
+		parts = []*Node{cos, sin}
+	}
+	emb := Concatenate(parts, 1)
+	if dim%2 == 1 {
+		emb = Concatenate([]*Node{emb, Zeros(g, shapes.Make(emb.DType(), B, 1))}, 1)
+	}
+	return emb
+}

@@ -1,0 +1,135 @@
+package nn
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/gomlx/core/tensors"
+)
+
+// Weights is a named set of float32 host tensors, keyed by state-dict name.
+type Weights struct {
+	tensors map[string]*tensors.Tensor
+}
+
+// NewWeights returns an empty set.
+func NewWeights() *Weights { return &Weights{tensors: map[string]*tensors.Tensor{}} }
+
+// Set stores t under name, replacing any earlier tensor.
+func (w *Weights) Set(name string, t *tensors.Tensor) { w.tensors[name] = t }
+
+// SetFloat32 stores a float32 tensor built from data and dims.
+func (w *Weights) SetFloat32(name string, data []float32, dims ...int) {
+	w.tensors[name] = tensors.FromFlatDataAndDimensions(data, dims...)
+}
+
+// Get returns the tensor stored under name.
+func (w *Weights) Get(name string) (*tensors.Tensor, bool) {
+	t, ok := w.tensors[name]
+	return t, ok
+}
+
+// Delete removes name.
+func (w *Weights) Delete(name string) { delete(w.tensors, name) }
+
+// Len is the number of tensors.
+func (w *Weights) Len() int { return len(w.tensors) }
+
+// Names returns every name, sorted: the order weights are fed to graphs in.
+func (w *Weights) Names() []string {
+	names := make([]string, 0, len(w.tensors))
+	for n := range w.tensors {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// WithPrefix returns the names that start with prefix, sorted.
+func (w *Weights) WithPrefix(prefix string) []string {
+	var names []string
+	for _, n := range w.Names() {
+		if strings.HasPrefix(n, prefix) {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+// Tensors returns the tensors in Names order.
+func (w *Weights) Tensors() []*tensors.Tensor {
+	names := w.Names()
+	out := make([]*tensors.Tensor, len(names))
+	for i, n := range names {
+		out[i] = w.tensors[n]
+	}
+	return out
+}
+
+// NumParameters counts scalar parameters.
+func (w *Weights) NumParameters() int {
+	n := 0
+	for _, t := range w.tensors {
+		n += t.Size()
+	}
+	return n
+}
+
+// Float32 copies one tensor's values to the host.
+func (w *Weights) Float32(name string) ([]float32, []int, error) {
+	t, ok := w.tensors[name]
+	if !ok {
+		return nil, nil, fmt.Errorf("weight %q not found", name)
+	}
+	return TensorFloat32(t)
+}
+
+// Clone copies every tensor (host copies), so the clone can be changed
+// independently, as the EMA target is from the student.
+func (w *Weights) Clone() (*Weights, error) {
+	out := NewWeights()
+	for n, t := range w.tensors {
+		data, dims, err := TensorFloat32(t)
+		if err != nil {
+			return nil, fmt.Errorf("clone %q: %w", n, err)
+		}
+		out.SetFloat32(n, data, dims...)
+	}
+	return out, nil
+}
+
+// TensorFloat32 copies a float32 tensor's flat values and dimensions.
+func TensorFloat32(t *tensors.Tensor) (data []float32, dims []int, err error) {
+	if t.DType() != dtypes.Float32 {
+		return nil, nil, fmt.Errorf("tensor has dtype %s, want float32", t.DType())
+	}
+	data, err = tensors.CopyFlatData[float32](t)
+	if err != nil {
+		return nil, nil, err
+	}
+	return data, t.Shape().Dimensions, nil
+}
+
+// NameErrors formats missing, unexpected and mis-shaped weight names as one
+// error (nil when all lists are empty).
+func NameErrors(model string, missing, unexpected, wrong []string) error {
+	if len(missing)+len(unexpected)+len(wrong) == 0 {
+		return nil
+	}
+	sort.Strings(missing)
+	sort.Strings(unexpected)
+	sort.Strings(wrong)
+	var parts []string
+	if len(missing) > 0 {
+		parts = append(parts, fmt.Sprintf("%d missing weights: %s", len(missing), abbreviate(missing, 12)))
+	}
+	if len(unexpected) > 0 {
+		parts = append(parts, fmt.Sprintf("%d unexpected weights: %s", len(unexpected), abbreviate(unexpected, 12)))
+	}
+	if len(wrong) > 0 {
+		parts = append(parts, fmt.Sprintf("%d weights with the wrong shape: %s", len(wrong), abbreviate(wrong, 12)))
+	}
+	return fmt.Errorf("%s: %s", model, strings.Join(parts, "; "))
+}
