@@ -57,11 +57,11 @@ type Config struct {
 	SampleSize               json.RawMessage `json:"sample_size"`
 
 	// Resolved per-level values, filled by Resolve.
-	Layers      []int `json:"-"` // resnets per down level
-	Heads       []int `json:"-"` // attention heads per level
-	CrossDims   []int `json:"-"` // cross-attention context width per level
-	Transformer []int `json:"-"` // transformer blocks per down level (mid uses the last)
-	ReverseTr   []int `json:"-"` // transformer blocks per up level
+	Layers      []int  `json:"-"` // resnets per down level
+	Heads       []int  `json:"-"` // attention heads per level
+	CrossDims   []int  `json:"-"` // cross-attention context width per level
+	Transformer []int  `json:"-"` // transformer blocks per down level (mid uses the last)
+	ReverseTr   []int  `json:"-"` // transformer blocks per up level
 	Path        string `json:"-"` // file it came from, for errors
 }
 

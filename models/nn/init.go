@@ -1,0 +1,85 @@
+package nn
+
+import (
+	"math"
+	"math/rand/v2"
+	"sort"
+	"strings"
+)
+
+// RandomWeights fills a parameter schema (name → shape) the way PyTorch
+// initialises fresh modules: Linear and Conv weights and their biases
+// uniform in ±1/sqrt(fan_in) (kaiming_uniform with a=√5), norm weights one
+// and norm biases zero, embeddings standard normal scaled by std. Names are
+// visited in sorted order so a seed always gives the same weights.
+func RandomWeights(schema map[string][]int, seed uint64, embeddingStd float64) *Weights {
+	rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
+	names := make([]string, 0, len(schema))
+	for n := range schema {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	w := NewWeights()
+	for _, name := range names {
+		dims := schema[name]
+		size := 1
+		for _, d := range dims {
+			size *= d
+		}
+		data := make([]float32, size)
+		module, kind := splitLast(name)
+		sibling := schema[module+".weight"]
+		switch {
+		case strings.HasSuffix(module, "embedding") || strings.HasSuffix(module, "embeddings"):
+			for i := range data {
+				data[i] = float32(rng.NormFloat64() * embeddingStd)
+			}
+		case kind == "weight" && len(dims) >= 2:
+			fillUniform(rng, data, 1/math.Sqrt(float64(FanIn(dims))))
+		case kind == "weight" && len(dims) == 1: // a norm's scale
+			for i := range data {
+				data[i] = 1
+			}
+		case kind == "bias" && len(sibling) >= 2:
+			fillUniform(rng, data, 1/math.Sqrt(float64(FanIn(sibling))))
+		default: // norm biases and anything else start at zero
+		}
+		w.SetFloat32(name, data, dims...)
+	}
+	return w
+}
+
+// FanIn is a weight's input size: in_features, or in_channels·kh·kw.
+func FanIn(dims []int) int {
+	fan := 1
+	for _, d := range dims[1:] {
+		fan *= d
+	}
+	return fan
+}
+
+// KaimingUniform returns PyTorch's default Linear/Conv weight init for dims:
+// uniform in ±1/sqrt(fan_in).
+func KaimingUniform(rng *rand.Rand, dims []int) []float32 {
+	size := 1
+	for _, d := range dims {
+		size *= d
+	}
+	data := make([]float32, size)
+	fillUniform(rng, data, 1/math.Sqrt(float64(FanIn(dims))))
+	return data
+}
+
+func fillUniform(rng *rand.Rand, data []float32, bound float64) {
+	for i := range data {
+		data[i] = float32((rng.Float64()*2 - 1) * bound)
+	}
+}
+
+func splitLast(name string) (module, last string) {
+	i := strings.LastIndex(name, ".")
+	if i < 0 {
+		return "", name
+	}
+	return name[:i], name[i+1:]
+}
