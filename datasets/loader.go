@@ -1,0 +1,366 @@
+package datasets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+)
+
+// Sample is one decoded, transformed training example.
+type Sample struct {
+	Key     string
+	Caption string
+	Source  string    // the shard it came from
+	Pixels  []float32 // 3×H×W, CHW, in [-1, 1]; a slice of Batch.Pixels
+	// OriginalH and OriginalW are the decoded image's size before resizing, CropTop and CropLeft the
+	// crop offset in the resized image (mirrored first when Flipped): SDXL's original_size and
+	// crops_coords_top_left.
+	OriginalH, OriginalW int
+	CropTop, CropLeft    int
+	Flipped              bool
+	Kind                 string // image format: jpeg, png or webp
+
+	raw *rawSample // kept for ConvertToWebDataset only
+}
+
+// Batch is BatchSize samples with their pixels stacked.
+type Batch struct {
+	Samples       []Sample
+	Pixels        []float32 // B×3×Height×Width
+	Captions      []string
+	Height, Width int
+}
+
+// TimeIDs returns SDXL's add_time_ids for the batch, B×6: original (h, w), crop (top, left),
+// target (h, w), in the order diffusers' compute_time_ids concatenates them.
+func (b *Batch) TimeIDs() []float32 {
+	ids := make([]float32, 0, 6*len(b.Samples))
+	for _, s := range b.Samples {
+		ids = append(ids, float32(s.OriginalH), float32(s.OriginalW), float32(s.CropTop), float32(s.CropLeft),
+			float32(b.Height), float32(b.Width))
+	}
+	return ids
+}
+
+// item is one drawn sample on its way through the workers, or the end of the stream.
+type item struct {
+	raw    *rawSample
+	snap   snapshot
+	end    endKind
+	done   chan struct{} // closed when a worker has filled sample or err
+	sample Sample
+	err    error
+}
+
+// Loader streams batches. Next, Position and Close are meant for one goroutine; Stats may be called
+// from any.
+type Loader struct {
+	cfg         Config
+	shards      []string
+	format      string
+	fingerprint string
+	tf          transformSpec
+	verifyOnly  bool // decode to check the image, skip the transform (ConvertToWebDataset)
+
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	pending chan *item // drawn samples in draw order, for the batcher
+	jobs    chan *item // the same items, for the workers
+	pixels  sync.Pool
+
+	foldersMu sync.Mutex
+	folders   map[int][]folderEntry
+
+	msgMu      sync.Mutex
+	lastErrors map[string]string
+
+	// The batcher's state, as of the last item it took.
+	mu        sync.Mutex
+	head      *item
+	partial   []Sample
+	reader    counts // the reader's counters in the last item's snapshot
+	batcher   counts // drops counted after the shuffle buffer
+	delivered int64
+	batches   int64
+	kinds     map[string]int64
+	epoch     int
+	badInARow int
+	pos       Position
+	err       error
+	last      snapshot
+}
+
+// New opens the sources and starts reading from the beginning.
+func New(cfg Config) (*Loader, error) { return open(cfg, nil, false) }
+
+// NewAt opens the sources and resumes right after the last sample of the batch whose Position was
+// saved: the batches that follow are exactly those an uninterrupted run would have produced. The zero
+// Position (no checkpoint yet) starts from the beginning, as New does.
+func NewAt(cfg Config, pos Position) (*Loader, error) {
+	if pos.Fingerprint == "" {
+		return open(cfg, nil, false)
+	}
+	return open(cfg, &pos, false)
+}
+
+func open(cfg Config, pos *Position, verifyOnly bool) (*Loader, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	shards, format, err := expandSources(cfg.Sources, cfg.Format)
+	if err != nil {
+		return nil, err
+	}
+	if format == FormatParquet {
+		if cfg.filtersOn() {
+			return nil, fmt.Errorf("datasets: size and watermark filters read WebDataset or image-folder JSON metadata; parquet sources have none")
+		}
+		for _, s := range shards {
+			if isPipe(s) || isURL(s) {
+				return nil, fmt.Errorf("datasets: parquet source %q: parquet needs a local file (random access)", s)
+			}
+		}
+	}
+	filter, _ := filterNamed(cfg.Interpolation)
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &Loader{
+		cfg: cfg, shards: shards, format: format, fingerprint: fingerprint(cfg, shards, format),
+		tf:         transformSpec{res: cfg.Resolution, filter: filter, center: cfg.CenterCrop, flip: cfg.RandomFlip},
+		verifyOnly: verifyOnly, ctx: ctx, cancel: cancel,
+		pending: make(chan *item, 2*cfg.Workers+2), jobs: make(chan *item, cfg.Workers),
+		folders: map[int][]folderEntry{}, lastErrors: map[string]string{}, kinds: map[string]int64{},
+	}
+	st := &readerState{}
+	if pos != nil {
+		if pos.Fingerprint != l.fingerprint {
+			cancel()
+			return nil, fmt.Errorf("datasets: position belongs to another data setup (fingerprint %q, this one %q): sources, format, seed and shuffle buffer must match", pos.Fingerprint, l.fingerprint)
+		}
+		st.epoch, st.k, st.offset, st.draws = pos.Epoch, pos.Shard, pos.Offset, pos.Draws
+		st.counts, l.batcher = pos.Stats.split()
+		l.delivered, l.batches, l.epoch = pos.Stats.Delivered, pos.Stats.Batches, pos.Epoch
+		for k, v := range pos.Stats.Kinds {
+			l.kinds[k] = v
+		}
+		refs := make([]ref, len(pos.Buffer))
+		for i, b := range pos.Buffer {
+			refs[i] = ref{b[0], b[1]}
+		}
+		l.restoreBuffer(st, refs)
+	}
+	l.reader = st.counts
+	l.last = st.snapshot()
+	l.pos = l.positionAt(l.last)
+	l.wg.Add(1 + cfg.Workers)
+	go l.read(st)
+	for i := 0; i < cfg.Workers; i++ {
+		go l.work()
+	}
+	return l, nil
+}
+
+// Close stops the reader and the workers (killing pipe: commands, dropping connections) and waits for
+// them.
+func (l *Loader) Close() error {
+	l.cancel()
+	l.wg.Wait()
+	return nil
+}
+
+// Position is where a resumed run must start to continue right after the last batch Next returned.
+func (l *Loader) Position() Position {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.pos
+}
+
+// Stats returns the counters as of the last sample Next took.
+func (l *Loader) Stats() Stats {
+	l.mu.Lock()
+	s := statsOf(l.epoch, l.reader, l.batcher, l.delivered, l.batches, l.kinds)
+	l.mu.Unlock()
+	l.msgMu.Lock()
+	s.LastErrors = make(map[string]string, len(l.lastErrors))
+	for k, v := range l.lastErrors {
+		s.LastErrors[k] = v
+	}
+	l.msgMu.Unlock()
+	return s
+}
+
+// errClosed is returned by Next after Close.
+var errClosed = errors.New("datasets: loader closed")
+
+// Next returns the next batch of BatchSize samples. It returns io.EOF after Config.Epochs passes (a
+// last incomplete batch is counted as partial_batch), and an error showing the counts when the data
+// yields nothing usable. A Next interrupted by ctx loses nothing: the next call continues the batch.
+func (l *Loader) Next(ctx context.Context) (*Batch, error) {
+	if l.err != nil {
+		return nil, l.err
+	}
+	for len(l.partial) < l.cfg.BatchSize {
+		if l.head == nil {
+			select {
+			case it, ok := <-l.pending:
+				if !ok {
+					l.err = errClosed
+					return nil, l.err
+				}
+				l.head = it
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		select {
+		case <-l.head.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-l.ctx.Done():
+			l.err = errClosed
+			return nil, l.err
+		}
+		it := l.head
+		l.head = nil
+		if err := l.take(it); err != nil {
+			l.err = err
+			return nil, err
+		}
+	}
+	return l.assemble(), nil
+}
+
+// take accounts for one item in draw order.
+func (l *Loader) take(it *item) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.reader, l.epoch, l.last = it.snap.counts, it.snap.epoch, it.snap
+	stats := func() string {
+		s := statsOf(l.epoch, l.reader, l.batcher, l.delivered, l.batches, l.kinds)
+		return s.String() + l.lastErrorsLine()
+	}
+	switch it.end {
+	case endEOF:
+		l.batcher.drops[dropPartialBatch] += int64(len(l.partial))
+		for _, s := range l.partial {
+			l.putPixels(s.Pixels)
+		}
+		l.partial = nil
+		return io.EOF
+	case endEpochEmpty:
+		return fmt.Errorf("datasets: epoch %d gave no usable sample from %d shards: %s", it.snap.epoch, len(l.shards), stats())
+	case endDrops:
+		return fmt.Errorf("datasets: %d samples in a row were dropped: %s", l.cfg.MaxConsecutiveDrops, stats())
+	}
+	if it.err != nil {
+		l.batcher.drops[dropUndecodable]++
+		l.msgMu.Lock()
+		l.lastErrors[dropUndecodable.String()] = it.err.Error()
+		l.msgMu.Unlock()
+		if l.badInARow++; l.badInARow >= l.cfg.MaxConsecutiveDrops {
+			return fmt.Errorf("datasets: %d images in a row did not decode: %s", l.badInARow, stats())
+		}
+		return nil
+	}
+	l.badInARow = 0
+	l.delivered++
+	l.kinds[it.sample.Kind]++
+	l.partial = append(l.partial, it.sample)
+	return nil
+}
+
+// lastErrorsLine lists the latest message of each drop reason, for an error that stops the run.
+func (l *Loader) lastErrorsLine() string {
+	l.msgMu.Lock()
+	defer l.msgMu.Unlock()
+	var b strings.Builder
+	for _, name := range reasonNames {
+		if msg, ok := l.lastErrors[name]; ok {
+			if len(msg) > 200 {
+				msg = msg[:200] + "..."
+			}
+			fmt.Fprintf(&b, "; last %s: %s", name, msg)
+		}
+	}
+	return b.String()
+}
+
+// assemble stacks the pending samples into a batch and moves the Position to its last sample.
+func (l *Loader) assemble() *Batch {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 3 * l.cfg.Resolution * l.cfg.Resolution
+	b := &Batch{Samples: l.partial, Height: l.cfg.Resolution, Width: l.cfg.Resolution}
+	if !l.verifyOnly {
+		b.Pixels = make([]float32, n*len(b.Samples))
+	}
+	for i := range b.Samples {
+		s := &b.Samples[i]
+		if !l.verifyOnly {
+			dst := b.Pixels[i*n : (i+1)*n]
+			copy(dst, s.Pixels)
+			l.putPixels(s.Pixels)
+			s.Pixels = dst
+		}
+		b.Captions = append(b.Captions, s.Caption)
+	}
+	l.partial = nil
+	l.batches++
+	l.pos = l.positionAt(l.last)
+	return b
+}
+
+// work is one decoding goroutine.
+func (l *Loader) work() {
+	defer l.wg.Done()
+	for it := range l.jobs {
+		l.process(it)
+		it.raw = nil
+		close(it.done)
+	}
+}
+
+// process decodes and transforms one sample. All its randomness comes from the sample's identity,
+// so the worker that runs it does not matter.
+func (l *Loader) process(it *item) {
+	defer func() {
+		if p := recover(); p != nil {
+			it.err = fmt.Errorf("%s: panic: %v", it.raw.key, p)
+		}
+	}()
+	r := it.raw
+	rnd := newSampleRand(l.cfg.Seed, it.snap.epoch, r.shard, r.offset)
+	caption := chooseCaption(r.captions, rnd)
+	img, format, err := decodeRGB(r.image)
+	if err != nil {
+		it.err = fmt.Errorf("%s in %s: %w", r.key, l.shards[r.shard], err)
+		return
+	}
+	s := Sample{Key: r.key, Caption: caption, Source: l.shards[r.shard], OriginalH: img.h, OriginalW: img.w, Kind: format}
+	if l.verifyOnly {
+		s.raw = r
+		it.sample = s
+		return
+	}
+	px := l.getPixels()
+	p := l.tf.apply(img, rnd, px)
+	s.Pixels, s.CropTop, s.CropLeft, s.Flipped = px, p.top, p.left, p.flipped
+	it.sample = s
+}
+
+func (l *Loader) getPixels() []float32 {
+	if p, ok := l.pixels.Get().(*[]float32); ok {
+		return *p
+	}
+	return make([]float32, 3*l.cfg.Resolution*l.cfg.Resolution)
+}
+
+func (l *Loader) putPixels(p []float32) {
+	if p != nil {
+		l.pixels.Put(&p)
+	}
+}

@@ -1,0 +1,88 @@
+package datasets
+
+import "math"
+
+// transformSpec is the per-image augmentation of the diffusers training scripts:
+//
+//	Resize(res, interpolation) → [RandomHorizontalFlip] → CenterCrop(res) | RandomCrop(res) → ToTensor → Normalize([0.5], [0.5])
+//
+// CropTop/CropLeft are recorded in the resized image, as train_lcm_distill_sdxl_wds.py records c_top,
+// c_left for SDXL's micro-conditioning (that script never flips). With RandomFlip, the offsets are
+// those of the window in the mirrored resized image (nw - left - res for the unmirrored window), which
+// is where the flipped crop really came from; train_text_to_image_sdxl.py instead records
+// `x1 = image.width - x1` on the already cropped image (res - left), which is not a position in any
+// image, and is deliberately not copied. Without flipping both agree.
+type transformSpec struct {
+	res    int
+	filter *resampleFilter
+	center bool
+	flip   bool
+}
+
+// placement is where one image's output window comes from.
+type placement struct {
+	nw, nh    int // size after resizing the shorter side to res
+	top, left int // crop offset in the resized (and, if flipped, mirrored) image
+	flipped   bool
+}
+
+// resizedSize is torchvision's Resize(res) for an int size: the shorter side becomes res and the
+// longer int(res * long / short).
+func resizedSize(w, h, res int) (nw, nh int) {
+	if w <= h {
+		return res, res * h / w
+	}
+	return res * w / h, res
+}
+
+// place draws the flip and the crop for a w×h image from the sample's random source.
+func (t *transformSpec) place(w, h int, rnd *sampleRand) placement {
+	p := placement{}
+	p.nw, p.nh = resizedSize(w, h, t.res)
+	if t.flip {
+		p.flipped = rnd.float64() < 0.5
+	}
+	if t.center {
+		// torchvision CenterCrop: int(round((h - th) / 2.0)) with Python's round-half-to-even.
+		p.top = int(math.RoundToEven(float64(p.nh-t.res) / 2))
+		p.left = int(math.RoundToEven(float64(p.nw-t.res) / 2))
+	} else {
+		p.top = rnd.intN(p.nh - t.res + 1)
+		p.left = rnd.intN(p.nw - t.res + 1)
+	}
+	return p
+}
+
+// normLUT maps a byte to ToTensor's v/255 followed by Normalize(0.5, 0.5), in float32 as torch
+// computes it.
+var normLUT = func() (lut [256]float32) {
+	for v := range lut {
+		x := float32(v) / 255
+		lut[v] = (x - 0.5) / 0.5
+	}
+	return lut
+}()
+
+// apply writes img's output window to dst (3×res×res, CHW, in [-1, 1]) and returns its placement.
+func (t *transformSpec) apply(img rgbImage, rnd *sampleRand, dst []float32) placement {
+	p := t.place(img.w, img.h, rnd)
+	left := p.left
+	if p.flipped { // the window of the mirrored image, in unmirrored coordinates
+		left = p.nw - p.left - t.res
+	}
+	win := resizeCrop(img, p.nw, p.nh, t.filter, left, p.top, t.res, t.res)
+	n := t.res * t.res
+	r, g, b := dst[:n], dst[n:2*n], dst[2*n:3*n]
+	for y := 0; y < t.res; y++ {
+		row := win.pix[y*t.res*3 : (y+1)*t.res*3]
+		o := y * t.res
+		for x := 0; x < t.res; x++ {
+			sx := x
+			if p.flipped {
+				sx = t.res - 1 - x
+			}
+			r[o+x], g[o+x], b[o+x] = normLUT[row[3*sx]], normLUT[row[3*sx+1]], normLUT[row[3*sx+2]]
+		}
+	}
+	return p
+}
