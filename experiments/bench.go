@@ -1,0 +1,223 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/gomlx/compute"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read as math
+	"github.com/gomlx/gomlx/core/tensors"
+
+	"github.com/golcm/golcm/backend"
+	"github.com/golcm/golcm/lcm"
+	"github.com/golcm/golcm/losses"
+	"github.com/golcm/golcm/models/nn"
+	"github.com/golcm/golcm/models/unet"
+)
+
+// benchCase is one row of the benchmark table.
+type benchCase struct {
+	preset      string
+	batch, size int // size is the latent side
+	backward    bool
+	step        bool // a whole distillation step
+}
+
+func runBench(args []string) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	only := fs.String("only", "", "comma-separated rows to run: tiny, small, sd15, step (default: all but sd15 backward)")
+	repeats := fs.Int("repeats", 3, "timed repetitions after one warm-up run")
+	im2col := fs.String("conv", "auto", "convolution lowering: auto (im2col on the Go backend), im2col or native")
+	backendName := fs.String("backend", "", "backend to use (default: $GOMLX_BACKEND, else XLA when a PJRT plugin is installed, else go)")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: golcm bench [flags]\n\nTimes UNet forward, forward+backward and one distillation step with random weights and prints a table.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	b, choice, err := backend.Default(*backendName)
+	if err != nil {
+		return err
+	}
+	fmt.Println(backend.Describe(b, choice))
+	opts := nn.Options{ConvIm2Col: choice.Name() == "go"}
+	switch *im2col {
+	case "im2col":
+		opts.ConvIm2Col = true
+	case "native":
+		opts.ConvIm2Col = false
+	case "auto":
+	default:
+		return fmt.Errorf("bench: -conv %q is not one of auto, im2col, native", *im2col)
+	}
+	cases := []benchCase{
+		{preset: "tiny", batch: 2, size: 8},
+		{preset: "tiny", batch: 2, size: 8, backward: true},
+		{preset: "small", batch: 4, size: 32},
+		{preset: "small", batch: 4, size: 32, backward: true},
+		{preset: "small", batch: 4, size: 32, step: true},
+		{preset: "sd15", batch: 1, size: 64},
+	}
+	want := map[string]bool{}
+	for _, w := range strings.Split(*only, ",") {
+		if w != "" {
+			want[w] = true
+		}
+	}
+	w := os.Stdout
+	fmt.Fprintf(w, "%-6s %-22s %5s %7s %10s %10s %10s\n", "unet", "what", "batch", "latent", "compile_s", "run_s", "peak_rss")
+	for _, c := range cases {
+		if len(want) > 0 && !want[c.preset] && !(c.step && want["step"]) {
+			continue
+		}
+		if err := benchOne(w, b, opts, c, *repeats); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func benchOne(w io.Writer, b compute.Backend, opts nn.Options, c benchCase, repeats int) error {
+	cfg, _, err := unet.Preset(c.preset)
+	if err != nil {
+		return err
+	}
+	what := "forward"
+	var run func() error
+	rng := rand.New(rand.NewPCG(1, 2))
+	randn := func(dims ...int) *tensors.Tensor {
+		n := 1
+		for _, d := range dims {
+			n *= d
+		}
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(rng.NormFloat64())
+		}
+		return tensors.FromFlatDataAndDimensions(x, dims...)
+	}
+	sample := randn(c.batch, cfg.InChannels, c.size, c.size)
+	context := randn(c.batch, 77, cfg.CrossDims[0])
+	ts := make([]int64, c.batch)
+	for i := range ts {
+		ts[i] = int64(999 - 100*i)
+	}
+	timesteps := tensors.FromFlatDataAndDimensions(ts, c.batch)
+	switch {
+	case c.step:
+		what = "distill step (full)"
+		run, err = benchStep(b, opts, cfg, c, randn)
+		if err != nil {
+			return err
+		}
+	default:
+		weights := nn.RandomWeights(cfg.ParamShapes(), 1, 1)
+		backward := c.backward
+		if backward {
+			what = "forward+backward"
+		}
+		prog, err := nn.Compile(b, []*nn.Weights{weights}, opts, func(groups []*nn.Params, in []*Node) []*Node {
+			root := groups[0].Root("")
+			out := unet.Forward(root, cfg, unet.Inputs{Sample: in[0], Timesteps: in[1], Context: in[2]})
+			loss := ReduceAllMean(Square(out))
+			if !backward {
+				return []*Node{loss}
+			}
+			names := weights.Names()
+			params := make([]*Node, len(names))
+			for i, n := range names {
+				params[i] = root.Param(n)
+			}
+			grads := Gradient(loss, params...)
+			total := loss
+			for _, g := range grads {
+				total = Add(total, ReduceAllSum(g))
+			}
+			return []*Node{total}
+		})
+		if err != nil {
+			return err
+		}
+		run = func() error {
+			_, err := prog.Run(sample, timesteps, context)
+			return err
+		}
+	}
+	start := time.Now()
+	if err := run(); err != nil {
+		return fmt.Errorf("bench %s %s: %w", c.preset, what, err)
+	}
+	compile := time.Since(start)
+	start = time.Now()
+	for range repeats {
+		if err := run(); err != nil {
+			return err
+		}
+	}
+	per := time.Since(start).Seconds() / float64(repeats)
+	fmt.Fprintf(w, "%-6s %-22s %5d %7s %10.2f %10.3f %10s\n", c.preset, what, c.batch,
+		fmt.Sprintf("%dx%d", c.size, c.size), compile.Seconds()-per, per, peakRSS())
+	return nil
+}
+
+// benchStep prepares one full-distillation step on random weights.
+func benchStep(b compute.Backend, opts nn.Options, cfg *unet.Config, c benchCase, randn func(...int) *tensors.Tensor) (func() error, error) {
+	teacher := nn.RandomWeights(cfg.ParamShapes(), 1, 1)
+	scfg := *cfg
+	dim := 256
+	scfg.TimeCondProjDim = &dim
+	student := nn.RandomWeights(scfg.ParamShapes(), 2, 1)
+	d, err := lcm.NewDistiller(b, lcm.DistillConfig{
+		Mode: lcm.Full, Teacher: cfg, Student: &scfg, PredictionType: lcm.PredictEpsilon,
+		Loss: losses.Huber, HuberC: 0.001, MaxGradNorm: 1, Beta1: 0.9, Beta2: 0.999, AdamEps: 1e-8,
+		EMADecay: 0.95, NN: opts,
+	}, teacher, student)
+	if err != nil {
+		return nil, err
+	}
+	schedule, err := lcm.NewNoiseSchedule(lcm.DefaultSchedulerConfig())
+	if err != nil {
+		return nil, err
+	}
+	solver, err := lcm.NewDDIMSolver(schedule, 50)
+	if err != nil {
+		return nil, err
+	}
+	index := make([]int64, c.batch)
+	u := make([]float32, c.batch)
+	for i := range index {
+		index[i], u[i] = int64(10*i), float32(i)/float32(c.batch)
+	}
+	coefs, err := lcm.Coefficients(schedule, solver, lcm.Draws{Index: index, U: u}, 5, 15, 10, dim)
+	if err != nil {
+		return nil, err
+	}
+	batch := &lcm.Batch{
+		Latents: randn(c.batch, 4, c.size, c.size), Noise: randn(c.batch, 4, c.size, c.size),
+		PromptEmbeds: randn(c.batch, 77, cfg.CrossDims[0]), UncondEmbeds: randn(c.batch, 77, cfg.CrossDims[0]),
+		Coefs: coefs, LR: 1e-5,
+	}
+	return func() error { _, err := d.Step(batch); return err }, nil
+}
+
+// peakRSS reads the process's peak resident memory (Linux), or "?".
+func peakRSS() string {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return "?"
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			var kb int
+			fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(line, "VmHWM:")), "%d", &kb)
+			return fmt.Sprintf("%.2fGiB", float64(kb)/(1<<20))
+		}
+	}
+	return "?"
+}

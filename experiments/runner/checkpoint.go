@@ -1,0 +1,145 @@
+package runner
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/golcm/golcm/datasets"
+	"github.com/golcm/golcm/models/nn"
+)
+
+// checkpointsDir is where a run's checkpoints live, one folder each.
+const checkpointsDir = "checkpoints"
+
+// State is the non-tensor part of a checkpoint: enough to continue the run
+// with the same next batch and the same random draws.
+type State struct {
+	Step int               `json:"step"`      // optimizer steps completed
+	RNG  []byte            `json:"rng"`       // the run's random generator (PCG state)
+	Data datasets.Position `json:"data"`      // where the data stream stands
+	Loss float32           `json:"last_loss"` // loss of the last step, for humans
+}
+
+func checkpointName(step int) string { return fmt.Sprintf("step-%08d", step) }
+
+// saveCheckpoint writes weight groups and state into
+// <out>/checkpoints/step-N. Everything goes into a temporary folder that is
+// renamed at the end, so a crash never leaves a half checkpoint behind.
+func saveCheckpoint(outDir string, step int, groups map[string]*nn.Weights, st State) (string, error) {
+	root := filepath.Join(outDir, checkpointsDir)
+	final := filepath.Join(root, checkpointName(step))
+	tmp := filepath.Join(root, ".tmp-"+checkpointName(step))
+	if err := os.RemoveAll(tmp); err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return "", err
+	}
+	for name, w := range groups {
+		if w == nil {
+			continue
+		}
+		if err := nn.WriteWeights(filepath.Join(tmp, name+".safetensors"), w, "F32"); err != nil {
+			return "", fmt.Errorf("checkpoint %s: %w", final, err)
+		}
+	}
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "state.json"), data, 0o644); err != nil {
+		return "", err
+	}
+	if err := os.RemoveAll(final); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return "", err
+	}
+	return final, nil
+}
+
+// loadCheckpoint reads the named weight groups and the state of a checkpoint
+// folder. A group missing from the folder is an error.
+func loadCheckpoint(dir string, names []string) (map[string]*nn.Weights, State, error) {
+	var st State
+	data, err := os.ReadFile(filepath.Join(dir, "state.json"))
+	if err != nil {
+		return nil, st, fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	if err := json.Unmarshal(data, &st); err != nil {
+		return nil, st, fmt.Errorf("checkpoint %s/state.json: %w", dir, err)
+	}
+	groups := map[string]*nn.Weights{}
+	for _, name := range names {
+		w, err := nn.ReadWeights(filepath.Join(dir, name+".safetensors"))
+		if err != nil {
+			return nil, st, fmt.Errorf("checkpoint %s: %w", dir, err)
+		}
+		groups[name] = w
+	}
+	return groups, st, nil
+}
+
+// listCheckpoints returns the complete checkpoint folders of a run, oldest
+// first.
+func listCheckpoints(outDir string) ([]string, error) {
+	root := filepath.Join(outDir, checkpointsDir)
+	entries, err := os.ReadDir(root)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() && strings.HasPrefix(e.Name(), "step-") {
+			out = append(out, filepath.Join(root, e.Name()))
+		}
+	}
+	sort.Strings(out) // zero-padded step numbers sort in order
+	return out, nil
+}
+
+// resolveResume turns run.resume into a checkpoint folder: "" is none,
+// "latest" the newest in this run (none when the run has none yet), else a
+// path.
+func resolveResume(outDir, resume string) (string, error) {
+	switch resume {
+	case "":
+		return "", nil
+	case "latest":
+		all, err := listCheckpoints(outDir)
+		if err != nil || len(all) == 0 {
+			return "", err
+		}
+		return all[len(all)-1], nil
+	}
+	if st, err := os.Stat(filepath.Join(resume, "state.json")); err != nil || st.IsDir() {
+		return "", fmt.Errorf("run.resume = %q: not a checkpoint folder (no state.json)", resume)
+	}
+	return resume, nil
+}
+
+// pruneCheckpoints keeps the newest keep checkpoints (0 keeps all).
+func pruneCheckpoints(outDir string, keep int) error {
+	if keep <= 0 {
+		return nil
+	}
+	all, err := listCheckpoints(outDir)
+	if err != nil {
+		return err
+	}
+	for len(all) > keep {
+		if err := os.RemoveAll(all[0]); err != nil {
+			return err
+		}
+		all = all[1:]
+	}
+	return nil
+}

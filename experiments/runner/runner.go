@@ -1,0 +1,554 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/golcm/golcm/backend"
+	"github.com/golcm/golcm/datasets"
+	"github.com/golcm/golcm/experiments/spec"
+	"github.com/golcm/golcm/lcm"
+	"github.com/golcm/golcm/losses"
+	"github.com/golcm/golcm/models/clip"
+	"github.com/golcm/golcm/models/lora"
+	"github.com/golcm/golcm/models/nn"
+	"github.com/golcm/golcm/models/pipeline"
+	"github.com/golcm/golcm/models/unet"
+	"github.com/golcm/golcm/models/vae"
+)
+
+// ErrInterrupted is returned (wrapped) when the context ends a run early;
+// the run's state was checkpointed first.
+var ErrInterrupted = errors.New("interrupted")
+
+// Options are how a run reports, not what it computes.
+type Options struct {
+	// Log receives the start-up lines, the progress bar and the end summary;
+	// nil means os.Stderr.
+	Log io.Writer
+	// NoProgress turns the progress bar off (tests, notebooks).
+	NoProgress bool
+	// StopAfter ends the run after this many steps of this invocation
+	// without a final checkpoint, as a killed process would (tests).
+	StopAfter int
+}
+
+// Result summarises a run.
+type Result struct {
+	OutputDir  string
+	Steps      int       // optimizer steps completed in total
+	Losses     []float32 // loss of every step this invocation ran
+	Checkpoint string    // the last checkpoint written
+	Exported   []string  // artifact paths written at the end
+	Backend    string
+}
+
+// run is one experiment being executed.
+type run struct {
+	spec     spec.Spec
+	opts     Options
+	log      io.Writer
+	backend  compute.Backend
+	nnOpts   nn.Options
+	pipe     *pipeline.Pipeline
+	schedCfg lcm.SchedulerConfig
+	schedule *lcm.NoiseSchedule
+	solver   *lcm.DDIMSolver
+
+	studentCfg *unet.Config
+	adapters   *lora.Adapters
+	distiller  *lcm.Distiller
+	cond       *clip.Conditioner
+	vaeRunner  *vae.Runner
+	loader     *datasets.Loader
+	rng        *rand.PCG
+	dataPos    datasets.Position
+	embedDim   int
+
+	samplers map[string]*lcm.Sampler
+	metrics  *os.File
+	result   Result
+}
+
+// Run executes the experiment described by s.
+func Run(ctx context.Context, s spec.Spec, opts Options) (res *Result, err error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	r := &run{spec: s, opts: opts, log: opts.Log}
+	if r.log == nil {
+		r.log = os.Stderr
+	}
+	defer r.close()
+	// GoMLX reports graph errors by panicking; turn a stray one into an
+	// error here, at the package boundary.
+	var runErr error
+	if err := backend.Catch(func() { res, runErr = r.execute(ctx) }); err != nil {
+		return res, err
+	}
+	return res, runErr
+}
+
+func (r *run) close() {
+	if r.metrics != nil {
+		r.metrics.Close()
+	}
+	if r.loader != nil {
+		r.loader.Close()
+	}
+}
+
+func (r *run) execute(ctx context.Context) (*Result, error) {
+	s := r.spec
+	out := s.Run.OutputDir
+	r.result.OutputDir = out
+	if err := r.checkSupported(); err != nil {
+		return nil, err
+	}
+	b, choice, err := backend.Default(s.Run.Backend)
+	if err != nil {
+		return nil, err
+	}
+	r.backend = b
+	r.result.Backend = choice.Config
+	r.nnOpts = nn.Options{ConvIm2Col: choice.Name() == "go", GradientCheckpointing: s.Run.GradientCheckpointing}
+	fmt.Fprintln(r.log, backend.Describe(b, choice))
+
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return nil, err
+	}
+	if err := s.Save(out); err != nil {
+		return nil, err
+	}
+	if err := r.loadTeacher(); err != nil {
+		return nil, err
+	}
+	resumeDir, err := resolveResume(out, s.Run.Resume)
+	if err != nil {
+		return nil, err
+	}
+	state := State{}
+	if err := r.buildStudent(); err != nil {
+		return nil, err
+	}
+	if resumeDir != "" {
+		if state, err = r.restore(resumeDir); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(r.log, "resuming from %s at step %d\n", resumeDir, state.Step)
+	}
+	r.rng = rand.NewPCG(uint64(s.Run.Seed), 0x6c636d)
+	if state.RNG != nil {
+		if err := r.rng.UnmarshalBinary(state.RNG); err != nil {
+			return nil, fmt.Errorf("checkpoint %s: random state: %w", resumeDir, err)
+		}
+	}
+	if err := r.openData(state.Data); err != nil {
+		return nil, err
+	}
+	if err := r.openMetrics(state.Step); err != nil {
+		return nil, err
+	}
+	if err := r.loop(ctx); err != nil {
+		return &r.result, err
+	}
+	if err := r.export(); err != nil {
+		return &r.result, err
+	}
+	fmt.Fprintf(r.log, "done: %d steps, artifacts in %s\n", r.result.Steps, out)
+	return &r.result, nil
+}
+
+// checkSupported refuses spec values this version of the runner does not
+// implement, rather than ignoring them.
+func (r *run) checkSupported() error {
+	s := r.spec
+	if s.Run.MixedPrecision != "no" {
+		return fmt.Errorf("run.mixed_precision = %q: only \"no\" (float32) is implemented so far", s.Run.MixedPrecision)
+	}
+	if s.Optim.GradientAccumulationSteps != 1 {
+		return fmt.Errorf("optim.gradient_accumulation_steps = %d: only 1 is implemented so far", s.Optim.GradientAccumulationSteps)
+	}
+	if s.Distill.Mode == "lora" && s.LoRA.Dropout != 0 {
+		return fmt.Errorf("lora.dropout = %v: LoRA dropout is not wired into the training step yet; use 0 (the LCM-LoRA default)", s.LoRA.Dropout)
+	}
+	return nil
+}
+
+func (r *run) loadTeacher() error {
+	s := r.spec
+	if s.Model.InitTiny {
+		if _, err := os.Stat(s.Model.Path); os.IsNotExist(err) {
+			fmt.Fprintf(r.log, "creating a tiny random teacher in %s\n", s.Model.Path)
+			if err := pipeline.InitTiny(s.Model.Path, uint64(s.Run.Seed)); err != nil {
+				return err
+			}
+		}
+	}
+	p, err := pipeline.Load(s.Model.Path, s.Model.Revision, s.Model.Variant, s.Model.VAE)
+	if err != nil {
+		return err
+	}
+	r.pipe = p
+	if r.schedCfg, err = lcm.ReadSchedulerConfig(p.SchedulerConfig); err != nil {
+		return err
+	}
+	if r.schedule, err = lcm.NewNoiseSchedule(r.schedCfg); err != nil {
+		return err
+	}
+	if r.solver, err = lcm.NewDDIMSolver(r.schedule, s.Distill.NumDDIMTimesteps); err != nil {
+		return fmt.Errorf("distill.num_ddim_timesteps: %w", err)
+	}
+	if res, f := s.Data.Resolution, p.VAE.Config.DownsampleFactor()*p.UNet.Config.DownsampleFactor(); res%f != 0 {
+		return fmt.Errorf("data.resolution = %d is not a multiple of %d (VAE factor × UNet downsampling of %s)", res, f, s.Model.Path)
+	}
+	return nil
+}
+
+// buildStudent makes the student (full UNet with a guidance embedding, or
+// LoRA adapters) and compiles the distillation step.
+func (r *run) buildStudent() error {
+	s := r.spec
+	teacher := r.pipe.UNet
+	cfg := lcm.DistillConfig{
+		Teacher: teacher.Config, PredictionType: r.schedule.PredictionType,
+		HuberC: s.Distill.HuberC, MaxGradNorm: s.Optim.MaxGradNorm,
+		Beta1: s.Optim.Beta1, Beta2: s.Optim.Beta2, AdamEps: s.Optim.Eps, WeightDecay: s.Optim.WeightDecay,
+		EMADecay: s.Distill.EMADecay, NN: r.nnOpts,
+	}
+	var err error
+	if cfg.Loss, err = losses.Parse(s.Distill.Loss); err != nil {
+		return fmt.Errorf("distill.loss: %w", err)
+	}
+	var student *nn.Weights
+	switch s.Distill.Mode {
+	case "full":
+		cfg.Mode = lcm.Full
+		student, r.studentCfg, err = FullStudent(teacher, s.Distill.TimeCondProjDim, uint64(s.Run.Seed))
+		if err != nil {
+			return err
+		}
+		r.embedDim = *r.studentCfg.TimeCondProjDim
+	case "lora":
+		cfg.Mode = lcm.LoRA
+		r.studentCfg = teacher.Config
+		r.adapters, err = lora.New(teacher.Config.ParamShapes(), lora.Config{
+			Rank: s.LoRA.Rank, Alpha: s.LoRA.Alpha, Dropout: s.LoRA.Dropout, Targets: s.LoRA.Targets,
+		}, s.Run.Seed)
+		if err != nil {
+			return err
+		}
+		student = r.adapters.Weights
+		cfg.Adapters = r.adapters.Lookup
+		fmt.Fprintf(r.log, "LoRA: %d trainable parameters in %d modules\n", r.adapters.NumTrainable(), len(r.adapters.Modules))
+	}
+	cfg.Student = r.studentCfg
+	r.distiller, err = lcm.NewDistiller(r.backend, cfg, teacher.Weights, student)
+	return err
+}
+
+// FullStudent builds a full-distillation student from the teacher: the same
+// weights plus time_embedding.cond_proj when the teacher has none, drawn
+// like PyTorch's default Linear init (uniform ±1/sqrt(dim)) from seed — the
+// reference scripts do the same, from torch's RNG (REFERENCE-LCD §4.1).
+func FullStudent(teacher *unet.Model, dim int, seed uint64) (*nn.Weights, *unet.Config, error) {
+	student, err := teacher.Weights.Clone()
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg := *teacher.Config
+	if cfg.TimeCondProjDim == nil {
+		cfg.TimeCondProjDim = &dim
+		dims := []int{cfg.BlockOutChannels[0], dim}
+		rng := rand.New(rand.NewPCG(seed, 0x636f6e64))
+		student.SetFloat32("time_embedding.cond_proj.weight", nn.KaimingUniform(rng, dims), dims...)
+	}
+	return student, &cfg, nil
+}
+
+// restore loads a checkpoint's weights into the compiled run.
+func (r *run) restore(dir string) (State, error) {
+	d := r.distiller
+	groups := map[string]*nn.Weights{"student": d.Student, "adam_m": d.AdamM, "adam_v": d.AdamV, "target": d.Target}
+	var names []string
+	for name, w := range groups {
+		if w != nil {
+			names = append(names, name)
+		}
+	}
+	loaded, st, err := loadCheckpoint(dir, names)
+	if err != nil {
+		return st, err
+	}
+	for _, name := range names {
+		if err := replaceWeights(groups[name], loaded[name]); err != nil {
+			return st, fmt.Errorf("checkpoint %s: %s: %w", dir, name, err)
+		}
+	}
+	d.Steps = st.Step
+	r.result.Steps = st.Step
+	return st, nil
+}
+
+// replaceWeights swaps src's tensors into dst, which must hold the same
+// names and shapes (the compiled step keeps dst).
+func replaceWeights(dst, src *nn.Weights) error {
+	var missing, unexpected, wrong []string
+	for _, name := range dst.Names() {
+		t, ok := src.Get(name)
+		if !ok {
+			missing = append(missing, name)
+			continue
+		}
+		old, _ := dst.Get(name)
+		if fmt.Sprint(old.Shape().Dimensions) != fmt.Sprint(t.Shape().Dimensions) {
+			wrong = append(wrong, fmt.Sprintf("%s is %v, want %v", name, t.Shape().Dimensions, old.Shape().Dimensions))
+		}
+	}
+	for _, name := range src.Names() {
+		if _, ok := dst.Get(name); !ok {
+			unexpected = append(unexpected, name)
+		}
+	}
+	if err := nn.NameErrors("weights", missing, unexpected, wrong); err != nil {
+		return err
+	}
+	for _, name := range dst.Names() {
+		t, _ := src.Get(name)
+		dst.Set(name, t)
+	}
+	return nil
+}
+
+func (r *run) openData(pos datasets.Position) error {
+	s := r.spec
+	cfg := datasets.Config{
+		Sources: s.Data.Sources, Format: s.Data.Format, Resolution: s.Data.Resolution,
+		CenterCrop: s.Data.CenterCrop, RandomFlip: s.Data.RandomFlip, Interpolation: s.Data.Interpolation,
+		BatchSize: s.Data.BatchSize, Workers: s.Data.Workers, ShuffleBuffer: s.Data.ShuffleBuffer, Seed: s.Run.Seed,
+		ImageColumn: s.Data.ImageColumn, CaptionColumn: s.Data.CaptionColumn,
+		MinWidth: s.Data.MinWidth, MinHeight: s.Data.MinHeight, MaxWatermark: s.Data.MaxWatermark,
+		WidthField: s.Data.WidthField, HeightField: s.Data.HeightField, MaxConsecutiveDrops: s.Data.MaxConsecutiveDrops,
+	}
+	if s.Data.Generate > 0 {
+		dir := filepath.Join(s.Run.OutputDir, "synthetic")
+		if err := WriteSyntheticImages(dir, s.Data.Generate, s.Data.Resolution, uint64(s.Run.Seed)); err != nil {
+			return fmt.Errorf("data.generate: %w", err)
+		}
+		cfg.Sources, cfg.Format = []string{dir}, datasets.FormatImageFolder
+	}
+	var err error
+	r.loader, err = datasets.NewAt(cfg, pos)
+	if err != nil {
+		return err
+	}
+	r.dataPos = pos
+	if r.cond, err = clip.NewConditioner(r.backend, r.nnOpts, r.pipe.TextEncoders...); err != nil {
+		return err
+	}
+	r.vaeRunner = vae.NewRunner(r.backend, r.pipe.VAE, r.nnOpts)
+	return nil
+}
+
+// normals draws n standard normal float32 values from the run's generator.
+func (r *run) normals(n int) []float32 {
+	rng := rand.New(r.rng)
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	return x
+}
+
+// stepBatch turns a data batch into the distillation step's inputs, drawing
+// the step's random numbers in a fixed order from the run's generator.
+func (r *run) stepBatch(ctx context.Context) (*lcm.Batch, error) {
+	s := r.spec
+	batch, err := r.loader.Next(ctx)
+	if err != nil {
+		return nil, err
+	}
+	B, H, W := len(batch.Captions), batch.Height, batch.Width
+	rng := rand.New(r.rng)
+	draws := lcm.Draws{Index: make([]int64, B), U: make([]float32, B)}
+	for i := range B {
+		draws.Index[i] = int64(rng.IntN(len(r.solver.Timesteps)))
+	}
+	for i := range B {
+		draws.U[i] = rng.Float32()
+	}
+	f := r.pipe.VAE.Config.DownsampleFactor()
+	latentDims := []int{B, r.pipe.VAE.Config.LatentChannels, H / f, W / f}
+	size := latentDims[0] * latentDims[1] * latentDims[2] * latentDims[3]
+	noise := tensors.FromFlatDataAndDimensions(r.normals(size), latentDims...)
+	vaeNoise := tensors.FromFlatDataAndDimensions(r.normals(size), latentDims...)
+
+	pixels := tensors.FromFlatDataAndDimensions(batch.Pixels, B, 3, H, W)
+	latents, err := r.vaeRunner.EncodeLatents(pixels, vaeNoise, s.Data.VAEEncodeBatchSize)
+	if err != nil {
+		return nil, err
+	}
+	cond, uncond, err := r.encodeText(batch.Captions)
+	if err != nil {
+		return nil, err
+	}
+	coefs, err := lcm.Coefficients(r.schedule, r.solver, draws, s.Distill.WMin, s.Distill.WMax, s.Distill.TimestepScalingFactor, r.embedDim)
+	if err != nil {
+		return nil, err
+	}
+	mult, err := LRMultiplier(s.Optim.Schedule, r.distiller.Steps, s.Optim.WarmupSteps, s.Optim.MaxTrainSteps)
+	if err != nil {
+		return nil, err
+	}
+	out := &lcm.Batch{
+		Latents: latents, Noise: noise, PromptEmbeds: cond.Context, UncondEmbeds: uncond.Context,
+		Coefs: coefs, LR: s.Optim.LR * mult,
+	}
+	if r.pipe.UNet.Config.TextTime() {
+		out.TextEmbeds, out.UncondTextEmbeds = cond.TextEmbeds, uncond.TextEmbeds
+		ids := batch.TimeIDs()
+		if s.Data.FixCropAndSize {
+			for i := range B {
+				copy(ids[6*i:6*i+6], clip.TimeIDs(H, W, 0, 0, H, W))
+			}
+		}
+		out.TimeIDs = tensors.FromFlatDataAndDimensions(ids, B, 6)
+	}
+	r.dataPos = r.loader.Position()
+	return out, nil
+}
+
+// encodeText returns the conditional embeddings of captions and the
+// unconditional ones: CLIP("") for SD, zeros for SDXL, as the scripts do.
+func (r *run) encodeText(captions []string) (cond, uncond *clip.HostConditioning, err error) {
+	if cond, err = r.tokenizeAndEncode(captions); err != nil {
+		return nil, nil, err
+	}
+	if r.pipe.Kind() == pipeline.SDXL {
+		return cond, r.cond.Zeros(len(captions), r.pipe.Tokenizers[0].MaxLength), nil
+	}
+	empty := make([]string, len(captions))
+	uncond, err = r.tokenizeAndEncode(empty)
+	return cond, uncond, err
+}
+
+func (r *run) tokenizeAndEncode(texts []string) (*clip.HostConditioning, error) {
+	var ids []*tensors.Tensor
+	for _, tok := range r.pipe.Tokenizers {
+		flat, _ := tok.EncodeBatch(texts)
+		ids = append(ids, tensors.FromFlatDataAndDimensions(flat, len(texts), tok.MaxLength))
+	}
+	return r.cond.Encode(ids...)
+}
+
+func (r *run) loop(ctx context.Context) error {
+	s := r.spec
+	d := r.distiller
+	var bar *progressbar.ProgressBar
+	if !r.opts.NoProgress {
+		bar = progressbar.NewOptions(s.Optim.MaxTrainSteps, progressbar.OptionSetWriter(r.log),
+			progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("step"),
+			progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(200*time.Millisecond),
+			progressbar.OptionSetWidth(20))
+		_ = bar.Set(d.Steps)
+	}
+	start := time.Now()
+	ran := 0
+	lastSaved := -1
+	for d.Steps < s.Optim.MaxTrainSteps {
+		if ctx.Err() != nil {
+			path, err := r.checkpoint()
+			if err != nil {
+				return fmt.Errorf("%w at step %d, and saving a checkpoint failed: %v", ErrInterrupted, d.Steps, err)
+			}
+			return fmt.Errorf("%w at step %d: checkpoint saved to %s; continue with -set run.resume=latest", ErrInterrupted, d.Steps, path)
+		}
+		batch, err := r.stepBatch(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				continue // the top of the loop checkpoints and stops
+			}
+			return fmt.Errorf("data at step %d: %w", d.Steps+1, err)
+		}
+		res, err := d.Step(batch)
+		if err != nil {
+			return err
+		}
+		if math.IsNaN(float64(res.Loss)) || math.IsInf(float64(res.Loss), 0) {
+			last := "none was written"
+			if all, _ := listCheckpoints(s.Run.OutputDir); len(all) > 0 {
+				last = all[len(all)-1]
+			}
+			return fmt.Errorf("loss is %v at step %d (lr %.3g, grad norm %v): stopping; the last good checkpoint is %s",
+				res.Loss, d.Steps, batch.LR, res.GradNorm, last)
+		}
+		ran++
+		r.result.Steps = d.Steps
+		r.result.Losses = append(r.result.Losses, res.Loss)
+		if err := r.logMetrics(res, batch.LR, time.Since(start), ran); err != nil {
+			return err
+		}
+		if bar != nil {
+			bar.Describe(fmt.Sprintf("loss %.4g lr %.2g %s", res.Loss, batch.LR, r.loader.Stats().String()))
+			_ = bar.Set(d.Steps)
+		}
+		if s.Run.CheckpointEvery > 0 && d.Steps%s.Run.CheckpointEvery == 0 {
+			if _, err := r.checkpoint(); err != nil {
+				return err
+			}
+			lastSaved = d.Steps
+		}
+		if s.Run.ValidationEvery > 0 && d.Steps%s.Run.ValidationEvery == 0 {
+			if err := r.validate(d.Steps); err != nil {
+				return err
+			}
+		}
+		if r.opts.StopAfter > 0 && ran >= r.opts.StopAfter {
+			return fmt.Errorf("%w: StopAfter=%d reached at step %d (no final checkpoint)", ErrInterrupted, ran, d.Steps)
+		}
+	}
+	if bar != nil {
+		_ = bar.Finish()
+		fmt.Fprintln(r.log)
+	}
+	if lastSaved != d.Steps {
+		if _, err := r.checkpoint(); err != nil {
+			return err
+		}
+	}
+	if s.Run.ValidationEvery > 0 && d.Steps%s.Run.ValidationEvery != 0 {
+		return r.validate(d.Steps)
+	}
+	return nil
+}
+
+func (r *run) checkpoint() (string, error) {
+	d := r.distiller
+	rngState, err := r.rng.MarshalBinary()
+	if err != nil {
+		return "", err
+	}
+	last := float32(0)
+	if n := len(r.result.Losses); n > 0 {
+		last = r.result.Losses[n-1]
+	}
+	path, err := saveCheckpoint(r.spec.Run.OutputDir, d.Steps, map[string]*nn.Weights{
+		"student": d.Student, "target": d.Target, "adam_m": d.AdamM, "adam_v": d.AdamV,
+	}, State{Step: d.Steps, RNG: rngState, Data: r.dataPos, Loss: last})
+	if err != nil {
+		return "", err
+	}
+	r.result.Checkpoint = path
+	return path, pruneCheckpoints(r.spec.Run.OutputDir, r.spec.Run.CheckpointsKeep)
+}

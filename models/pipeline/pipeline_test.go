@@ -1,0 +1,279 @@
+package pipeline
+
+import (
+	"bytes"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gomlx/gomlx/core/tensors"
+
+	"github.com/golcm/golcm/backend"
+	"github.com/golcm/golcm/internal/golden"
+	"github.com/golcm/golcm/models/clip"
+	"github.com/golcm/golcm/models/nn"
+	"github.com/golcm/golcm/models/tokenizer"
+	"github.com/golcm/golcm/models/unet"
+	"github.com/golcm/golcm/models/vae"
+)
+
+func initTiny(t *testing.T, seed uint64) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "tiny")
+	if err := InitTiny(dir, seed); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func finite(t *testing.T, what string, x *tensors.Tensor, wantDims ...int) {
+	t.Helper()
+	data, dims, err := nn.TensorFloat32(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dims) != len(wantDims) {
+		t.Fatalf("%s: shape %v, want %v", what, dims, wantDims)
+	}
+	for i := range dims {
+		if dims[i] != wantDims[i] {
+			t.Fatalf("%s: shape %v, want %v", what, dims, wantDims)
+		}
+	}
+	for i, v := range data {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			t.Fatalf("%s: element %d is %v", what, i, v)
+		}
+	}
+}
+
+// TestInitTinyLoadsAndRuns: the tiny pipeline loads as an SD pipeline and
+// its text encoder, UNet and VAE each run a forward pass.
+func TestInitTinyLoadsAndRuns(t *testing.T) {
+	dir := initTiny(t, 7)
+	p, err := Load(dir, "", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(p.Describe())
+	if p.Kind() != SD {
+		t.Errorf("kind %s, want sd", p.Kind())
+	}
+	h, w, err := p.DefaultSize()
+	if err != nil || h != 64 || w != 64 {
+		t.Errorf("default size %dx%d (%v), want 64x64", h, w, err)
+	}
+	if p.VAEScaleFactor() != 8 {
+		t.Errorf("vae scale factor %d, want 8", p.VAEScaleFactor())
+	}
+	b, _, err := backend.Default("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := nn.Options{ConvIm2Col: true}
+
+	tok := p.Tokenizers[0]
+	ids, _ := tok.EncodeBatch([]string{"a photo of a cat", "Ünïcödé 東京 🐱"})
+	idsT := tensors.FromFlatDataAndDimensions(ids, 2, tok.MaxLength)
+	cond, err := clip.NewConditioner(b, opts, p.TextEncoders...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cond.Finalize()
+	hc, err := cond.Encode(idsT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	finite(t, "context", hc.Context, 2, 77, 64)
+
+	sample := tensors.FromFlatDataAndDimensions(make([]float32, 2*4*8*8), 2, 4, 8, 8)
+	out, err := unet.NewRunner(b, p.UNet, opts).Forward(unet.HostInputs{
+		Sample:    sample,
+		Timesteps: tensors.FromFlatDataAndDimensions([]int64{999, 1}, 2),
+		Context:   hc.Context,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	finite(t, "unet out", out, 2, 4, 8, 8)
+
+	vr := vae.NewRunner(b, p.VAE, opts)
+	defer vr.Finalize()
+	pixels, err := vr.DecodeLatents(sample, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	finite(t, "decoded", pixels, 2, 3, 64, 64)
+	latents, err := vr.EncodeLatents(pixels, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	finite(t, "encoded", latents, 2, 4, 8, 8)
+}
+
+// TestInitTinySameSeedSameFiles: InitTiny is a pure function of its seed.
+func TestInitTinySameSeedSameFiles(t *testing.T) {
+	a, b, c := initTiny(t, 3), initTiny(t, 3), initTiny(t, 4)
+	files := 0
+	err := filepath.WalkDir(a, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(a, path)
+		x, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		y, err := os.ReadFile(filepath.Join(b, rel))
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(x, y) {
+			t.Errorf("%s differs between two runs with seed 3", rel)
+		}
+		files++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files != 12 {
+		t.Errorf("%d files written, want 12", files)
+	}
+	for _, rel := range []string{"unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors"} {
+		x, _ := os.ReadFile(filepath.Join(a, rel))
+		z, _ := os.ReadFile(filepath.Join(c, rel))
+		if bytes.Equal(x, z) {
+			t.Errorf("%s is the same for seeds 3 and 4", rel)
+		}
+	}
+	if err := InitTiny(a, 5); err != nil {
+		t.Errorf("re-initialising a pipeline folder: %v", err)
+	}
+	other := t.TempDir()
+	os.WriteFile(filepath.Join(other, "notes.txt"), []byte("mine"), 0o644)
+	if err := InitTiny(other, 5); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Errorf("writing into a non-empty folder: got %v, want a refusal", err)
+	}
+}
+
+// TestTinyTokenizerRoundTrips: the tokenizer written by InitTiny loads back
+// with the same ids, has one token for each caption word and still encodes any
+// text through its byte tokens.
+func TestTinyTokenizerRoundTrips(t *testing.T) {
+	mem, err := tinyTokenizer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := mem.WriteDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	disk, err := tokenizer.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if disk.VocabSize != mem.VocabSize || disk.BOS != mem.BOS || disk.EOS != mem.EOS || disk.Pad != mem.Pad {
+		t.Errorf("loaded tokenizer: vocab %d bos %d eos %d pad %d, want %d %d %d %d",
+			disk.VocabSize, disk.BOS, disk.EOS, disk.Pad, mem.VocabSize, mem.BOS, mem.EOS, mem.Pad)
+	}
+	if mem.EOS != int64(mem.VocabSize-1) || mem.BOS != mem.EOS-1 {
+		t.Errorf("bos %d eos %d, want the last two ids of %d", mem.BOS, mem.EOS, mem.VocabSize)
+	}
+	t.Logf("tiny tokenizer: %d tokens", mem.VocabSize)
+	prompts := []string{"a photo of a cat", "A painting of an astronaut riding a horse, highly detailed!", "Café 東京 🐱 ½", ""}
+	a, _ := mem.EncodeBatch(prompts)
+	b, _ := disk.EncodeBatch(prompts)
+	if !bytes.Equal(int64Bytes(a), int64Bytes(b)) {
+		t.Errorf("ids differ after WriteDir/Load")
+	}
+	for _, word := range []string{"photo", "cat", "the", "painting", "mountain"} {
+		if n := len(mem.Tokenize(word)); n != 1 {
+			t.Errorf("%q takes %d tokens, want 1", word, n)
+		}
+	}
+	for _, id := range mem.Tokenize("東京 🐱") {
+		if id == mem.Unk {
+			t.Errorf("unicode text gave the unknown token")
+		}
+	}
+}
+
+func int64Bytes(x []int64) []byte {
+	var buf bytes.Buffer
+	for _, v := range x {
+		for k := range 8 {
+			buf.WriteByte(byte(v >> (8 * k)))
+		}
+	}
+	return buf.Bytes()
+}
+
+// TestLoadNamesWhatIsMissing: a missing component folder or scheduler
+// config is an error naming it.
+func TestLoadNamesWhatIsMissing(t *testing.T) {
+	dir := initTiny(t, 1)
+	if err := os.RemoveAll(filepath.Join(dir, "text_encoder")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(dir, "", "", ""); err == nil || !strings.Contains(err.Error(), `"text_encoder"`) {
+		t.Errorf("missing text_encoder: got %v", err)
+	}
+	dir = initTiny(t, 1)
+	os.Remove(filepath.Join(dir, "scheduler", "scheduler_config.json"))
+	if _, err := Load(dir, "", "", ""); err == nil || !strings.Contains(err.Error(), "scheduler_config.json") {
+		t.Errorf("missing scheduler config: got %v", err)
+	}
+	if _, err := Load(t.TempDir(), "", "", ""); err == nil || !strings.Contains(err.Error(), "model_index.json") {
+		t.Errorf("empty folder: got %v", err)
+	}
+	dir = initTiny(t, 1)
+	if _, err := Load(dir, "", "fp16", ""); err == nil || !strings.Contains(err.Error(), "fp16") {
+		t.Errorf("missing fp16 variant: got %v", err)
+	}
+}
+
+// TestLoadWithVAEOverride: -vae takes a VAE folder or a pipeline folder.
+func TestLoadWithVAEOverride(t *testing.T) {
+	dir, other := initTiny(t, 1), initTiny(t, 2)
+	for _, override := range []string{filepath.Join(other, "vae"), other} {
+		p, err := Load(dir, "", "", override)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.VAEDir != filepath.Join(other, "vae") {
+			t.Errorf("override %s: vae from %s", override, p.VAEDir)
+		}
+	}
+	if _, err := Load(dir, "", "", t.TempDir()); err == nil || !strings.Contains(err.Error(), "vae override") {
+		t.Errorf("empty override folder: got %v", err)
+	}
+}
+
+// TestLoadFixturePipelines: the golden fixtures' SD and SD-XL pipelines load
+// with the right kind.
+func TestLoadFixturePipelines(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		kind Kind
+	}{{"tiny-sd", SD}, {"tiny-sd-teacher", SD}, {"tiny-sdxl", SDXL}} {
+		dir := filepath.Join(golden.Dir(), c.name)
+		if _, err := os.Stat(dir); err != nil {
+			t.Skipf("fixture %s: %v", c.name, err)
+		}
+		p, err := Load(dir, "", "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Kind() != c.kind {
+			t.Errorf("%s: kind %s, want %s", c.name, p.Kind(), c.kind)
+		}
+		if c.kind == SDXL && !p.ForceZerosForEmptyPrompt {
+			t.Errorf("%s: force_zeros_for_empty_prompt not read", c.name)
+		}
+		t.Log(p.Describe())
+	}
+}

@@ -1,0 +1,89 @@
+package unet_test
+
+import (
+	"math/rand/v2"
+	"os"
+	"testing"
+
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read as math
+	"github.com/gomlx/gomlx/core/tensors"
+
+	"github.com/golcm/golcm/backend"
+	"github.com/golcm/golcm/models/nn"
+	"github.com/golcm/golcm/models/unet"
+)
+
+// benchUNet times one UNet run (forward, or forward+backward of mean(out²)
+// w.r.t. every weight) with random weights, after one untimed warm-up run
+// that also compiles. $GOLCM_BENCH_BACKEND picks the backend config (for
+// example "go:ops_sequential"); the default is the one golcm would choose.
+func benchUNet(b *testing.B, preset string, batch, size int, backward bool) {
+	be, choice, err := backend.Default(os.Getenv("GOLCM_BENCH_BACKEND"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Log(backend.Describe(be, choice))
+	cfg, _, err := unet.Preset(preset)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	randn := func(dims ...int) *tensors.Tensor {
+		n := 1
+		for _, d := range dims {
+			n *= d
+		}
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(rng.NormFloat64())
+		}
+		return tensors.FromFlatDataAndDimensions(x, dims...)
+	}
+	sample := randn(batch, cfg.InChannels, size, size)
+	context := randn(batch, 77, cfg.CrossDims[0])
+	ts := make([]int64, batch)
+	for i := range ts {
+		ts[i] = int64(999 - 100*i)
+	}
+	timesteps := tensors.FromFlatDataAndDimensions(ts, batch)
+	weights := nn.RandomWeights(cfg.ParamShapes(), 1, 1)
+	opts := nn.Options{ConvIm2Col: choice.Name() == "go"}
+	prog, err := nn.Compile(be, []*nn.Weights{weights}, opts, func(groups []*nn.Params, in []*Node) []*Node {
+		root := groups[0].Root("")
+		out := unet.Forward(root, cfg, unet.Inputs{Sample: in[0], Timesteps: in[1], Context: in[2]})
+		loss := ReduceAllMean(Square(out))
+		if !backward {
+			return []*Node{loss}
+		}
+		names := weights.Names()
+		params := make([]*Node, len(names))
+		for i, n := range names {
+			params[i] = root.Param(n)
+		}
+		total := loss
+		for _, g := range Gradient(loss, params...) {
+			total = Add(total, ReduceAllSum(g))
+		}
+		return []*Node{total}
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := prog.Run(sample, timesteps, context); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		if _, err := prog.Run(sample, timesteps, context); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkForwardTiny(b *testing.B)         { benchUNet(b, "tiny", 2, 8, false) }
+func BenchmarkForwardBackwardTiny(b *testing.B) { benchUNet(b, "tiny", 2, 8, true) }
+
+func BenchmarkForwardSmall(b *testing.B)         { benchUNet(b, "small", 4, 32, false) }
+func BenchmarkForwardBackwardSmall(b *testing.B) { benchUNet(b, "small", 4, 32, true) }
+
+func BenchmarkForwardSD15(b *testing.B) { benchUNet(b, "sd15", 1, 64, false) }
