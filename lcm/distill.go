@@ -95,9 +95,6 @@ func NewDistiller(b compute.Backend, cfg DistillConfig, teacher, student *nn.Wei
 	if cfg.Mode == LoRA && cfg.Adapters == nil {
 		return nil, fmt.Errorf("distill: LoRA mode needs an adapter binding")
 	}
-	if cfg.Mode == Full && cfg.Student.TimeCondProjDim == nil {
-		return nil, fmt.Errorf("distill: a full-distillation student needs time_cond_proj_dim")
-	}
 	d := &Distiller{cfg: cfg, backend: b, Teacher: teacher, Student: student}
 	var err error
 	if cfg.Mode == Full {
@@ -190,7 +187,7 @@ func (d *Distiller) stepInputs(b *Batch) ([]*tensors.Tensor, error) {
 		c.CSkipEnd, c.COutEnd, c.SqrtAlphaPrev, c.SqrtSigmaPrev, c.W} {
 		in = append(in, vec(v))
 	}
-	if d.cfg.Mode == Full {
+	if d.embedsGuidance() {
 		dim := *d.cfg.Student.TimeCondProjDim
 		if len(c.WEmbedding) != len(c.W)*dim {
 			return nil, fmt.Errorf("distillation step: w embedding has %d values, want %d×%d", len(c.WEmbedding), len(c.W), dim)
@@ -205,6 +202,13 @@ func (d *Distiller) stepInputs(b *Batch) ([]*tensors.Tensor, error) {
 	scalar := func(x float64) *tensors.Tensor { return tensors.FromValue(float32(x)) }
 	in = append(in, scalar(1-b.LR*d.cfg.WeightDecay), scalar(b.LR/bc1), scalar(math.Sqrt(bc2)))
 	return in, nil
+}
+
+// embedsGuidance reports whether the student is told w: full students with
+// a time_cond_proj_dim are; LoRA students never are (the LoRA scripts pass
+// no timestep_cond).
+func (d *Distiller) embedsGuidance() bool {
+	return d.cfg.Mode == Full && d.cfg.Student.TimeCondProjDim != nil
 }
 
 // build is the step graph; see REFERENCE-LCD §3 for each line's source.
@@ -222,7 +226,7 @@ func (d *Distiller) build(groups []*nn.Params, in []*Node) []*Node {
 	cSkipS, cOutS, cSkipE, cOutE := next(), next(), next(), next()
 	sqrtPrev, sqrtSigmaPrev, w := next(), next(), next()
 	var wEmb *Node
-	if cfg.Mode == Full {
+	if d.embedsGuidance() {
 		wEmb = next()
 	}
 	decay, stepSize, bc2Sqrt := next(), next(), next()

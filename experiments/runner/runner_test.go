@@ -6,10 +6,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/golcm/golcm/experiments/spec"
-	"github.com/golcm/golcm/models/nn"
+	"github.com/golcm/golcm/models/lora"
 	"github.com/golcm/golcm/models/unet"
 )
 
@@ -92,5 +93,94 @@ func TestResumeKeepsDataOrder(t *testing.T) {
 			t.Errorf("missing artifact: %v", err)
 		}
 	}
-	_ = nn.Options{}
+}
+
+// TestLoRARunExportsAdapters distills the tiny teacher into a LoRA and
+// checks the exported file reads back as the trained adapters.
+func TestLoRARunExportsAdapters(t *testing.T) {
+	root := t.TempDir()
+	s := tinySpec(t, filepath.Join(root, "teacher"), filepath.Join(root, "lora"))
+	s.Distill.Mode = "lora"
+	s.LoRA.Rank, s.LoRA.Alpha = 4, 8
+	s.Optim.MaxTrainSteps = 2
+	res, err := Run(context.Background(), s, Options{Log: io.Discard, NoProgress: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(s.Run.OutputDir, lora.FileName)
+	if len(res.Exported) != 1 || res.Exported[0] != path {
+		t.Fatalf("exported %v, want %s", res.Exported, path)
+	}
+	teacher, err := unet.Load(filepath.Join(s.Model.Path, "unet"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := lora.Read(path, teacher.Config.ParamShapes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck, _, err := loadCheckpoint(res.Checkpoint, []string{"student"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Weights.Len() != ck["student"].Len() {
+		t.Fatalf("file has %d adapter tensors, checkpoint %d", got.Weights.Len(), ck["student"].Len())
+	}
+	for _, name := range ck["student"].Names() {
+		want, _, _ := ck["student"].Float32(name)
+		have, _, err := got.Weights.Float32(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if maxDiff(have, want) != 0 {
+			t.Fatalf("%s differs between the export and the checkpoint", name)
+		}
+	}
+	for _, m := range got.Modules {
+		if m.Scale() != 2 {
+			t.Fatalf("module %s has scale %v after reload, want alpha/rank = 2", m.Name, m.Scale())
+		}
+	}
+}
+
+func maxDiff(a, b []float32) float32 {
+	var m float32
+	for i := range a {
+		d := a[i] - b[i]
+		if d < 0 {
+			d = -d
+		}
+		m = max(m, d)
+	}
+	return m
+}
+
+// TestNonFiniteLossStops: a diverging run stops with a clear message and
+// keeps its last good checkpoint.
+func TestNonFiniteLossStops(t *testing.T) {
+	root := t.TempDir()
+	s := tinySpec(t, filepath.Join(root, "teacher"), filepath.Join(root, "nan"))
+	s.Optim.LR, s.Optim.MaxGradNorm, s.Run.CheckpointEvery = 1e30, 0, 1
+	_, err := Run(context.Background(), s, Options{Log: io.Discard, NoProgress: true})
+	if err == nil || !strings.Contains(err.Error(), "last good checkpoint is") {
+		t.Fatalf("err = %v, want a non-finite loss error naming the last checkpoint", err)
+	}
+	t.Log(err)
+}
+
+// TestUnsupportedSettingsAreErrors: settings the runner does not implement
+// are refused by name, never ignored.
+func TestUnsupportedSettingsAreErrors(t *testing.T) {
+	root := t.TempDir()
+	for key, mutate := range map[string]func(*spec.Spec){
+		"run.mixed_precision":               func(s *spec.Spec) { s.Run.MixedPrecision = "bf16" },
+		"optim.gradient_accumulation_steps": func(s *spec.Spec) { s.Optim.GradientAccumulationSteps = 2 },
+	} {
+		s := tinySpec(t, filepath.Join(root, "teacher"), filepath.Join(root, "x"))
+		mutate(&s)
+		_, err := Run(context.Background(), s, Options{Log: io.Discard, NoProgress: true})
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s: err = %v, want an error naming the key", key, err)
+		}
+	}
 }

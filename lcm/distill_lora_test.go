@@ -1,0 +1,139 @@
+package lcm
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"testing"
+
+	"github.com/golcm/golcm/backend"
+	"github.com/golcm/golcm/internal/golden"
+	"github.com/golcm/golcm/losses"
+	"github.com/golcm/golcm/models/lora"
+	"github.com/golcm/golcm/models/nn"
+	"github.com/golcm/golcm/models/unet"
+)
+
+// TestLoRADistillationStep runs LoRA distillation on the fixture teacher
+// with a fixed batch: the loss goes down over a few steps, only adapter
+// weights change, and the first step's teacher and target tensors equal
+// those of the full-distillation path with a student that has no guidance
+// embedding (a LoRA with B = 0 is the teacher).
+func TestLoRADistillationStep(t *testing.T) {
+	b, _, err := backend.Default("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := golden.Load(t, "tiny-sd-golden")
+	a := readLCDArgs(t, s)
+	var sa stepArgs
+	if err := json.Unmarshal(s.Raw["lcd"], &sa); err != nil {
+		t.Fatal(err)
+	}
+	dir := teacherDir(s, a)
+	schedule, err := NewNoiseSchedule(schedulerConfigOf(t, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	solver, err := NewDDIMSolver(schedule, a.Args.NumDDIMTimesteps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	teacher, err := unet.Load(filepath.Join(dir, "unet"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := goldenBatch(t, s, teacher.Config, schedule, solver, a, sa, 0)
+	base := DistillConfig{
+		Teacher: teacher.Config, Student: teacher.Config, PredictionType: schedule.PredictionType,
+		Loss: losses.Huber, HuberC: 0.001, MaxGradNorm: 1, Beta1: 0.9, Beta2: 0.999, AdamEps: 1e-8,
+		EMADecay: 0.95, NN: nn.Options{ConvIm2Col: true}, Debug: true,
+	}
+
+	adapters, err := lora.New(teacher.Config.ParamShapes(), lora.Config{Rank: 4, Alpha: 4}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := base
+	cfg.Mode, cfg.Adapters = LoRA, adapters.Lookup
+	initial, err := adapters.Weights.Clone()
+	if err != nil {
+		t.Fatal(err)
+	}
+	baseBefore, err := teacher.Weights.Clone()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewDistiller(b, cfg, teacher.Weights, adapters.Weights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch.LR = 1e-3
+	var lossCurve []float32
+	var first *StepResult
+	for range 6 {
+		res, err := d.Step(batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first == nil {
+			first = res
+		}
+		lossCurve = append(lossCurve, res.Loss)
+	}
+	t.Logf("LoRA losses on a fixed batch: %v", lossCurve)
+	if last := lossCurve[len(lossCurve)-1]; !(last < lossCurve[0]) {
+		t.Errorf("loss did not go down: %v", lossCurve)
+	}
+	if n := changed(t, baseBefore, teacher.Weights); n != 0 {
+		t.Errorf("%d base UNet weights changed; only adapters may train", n)
+	}
+	if n := changed(t, initial, adapters.Weights); n != adapters.Weights.Len() {
+		t.Errorf("%d of %d adapter weights changed, want all", n, adapters.Weights.Len())
+	}
+
+	// The full path with a student without w-embedding, equal to the
+	// teacher: its first step sees the same teacher and target tensors.
+	student, err := baseBefore.Clone()
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := base
+	full.Mode = Full
+	fd, err := NewDistiller(b, full, baseBefore, student)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch.LR = 1e-3
+	fres, err := fd.Step(batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"cond_teacher_output", "uncond_teacher_output", "pred_x0", "pred_noise", "x_prev", "target_noise_pred", "target", "model_pred"} {
+		got, _, _ := nn.TensorFloat32(first.Debug[name])
+		want, _, _ := nn.TensorFloat32(fres.Debug[name])
+		diff := maxAbsDiff(got, want)
+		t.Logf("%s: LoRA vs full max_abs_diff=%.3g", name, diff)
+		if diff > 1e-6 {
+			t.Errorf("%s differs between the LoRA and full paths by %g", name, diff)
+		}
+	}
+	if first.Loss != fres.Loss {
+		t.Errorf("first-step loss: LoRA %v, full %v", first.Loss, fres.Loss)
+	}
+}
+
+// changed counts the weights whose values differ between two sets.
+func changed(t *testing.T, before, after *nn.Weights) int {
+	n := 0
+	for _, name := range before.Names() {
+		x, _, _ := before.Float32(name)
+		y, _, err := after.Float32(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if maxAbsDiff(x, y) != 0 {
+			n++
+		}
+	}
+	return n
+}
