@@ -171,6 +171,13 @@ func (s *Sampler) validate(req SampleRequest) (*request, error) {
 	if r.Steps < 0 || r.OriginalSteps < 0 {
 		return nil, fmt.Errorf("sampler: steps %d and original steps %d must not be negative", r.Steps, r.OriginalSteps)
 	}
+	// An LCM scheduler config (what golcm exports) records the DDIM grid
+	// the model was distilled on; sampling on another grid asks the model
+	// for timesteps it never learned to jump from.
+	if s.sched.ClassName == "LCMScheduler" && r.OriginalSteps != 0 && r.OriginalSteps != s.sched.OriginalInferenceSteps {
+		return nil, fmt.Errorf("sampler: original_inference_steps %d differs from the training grid of this model "+
+			"(%d in %s); leave it unset to use the model's", r.OriginalSteps, s.sched.OriginalInferenceSteps, s.sched.Path)
+	}
 	if req.InitImage != nil {
 		if !(req.Strength > 0 && req.Strength <= 1) {
 			return nil, fmt.Errorf("sampler: image to image needs 0 < strength <= 1, got %v", req.Strength)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/gomlx/compute"
@@ -360,4 +361,21 @@ func TestSaveGrid(t *testing.T) {
 	if err := SaveGrid(path, [][]*image.RGBA{{nil}}, nil, nil); err == nil {
 		t.Errorf("a grid without images: no error")
 	}
+}
+
+// TestSamplerRefusesAnotherGrid: a distilled model's LCMScheduler config
+// records its training grid; asking for another one is an error.
+func TestSamplerRefusesAnotherGrid(t *testing.T) {
+	b, opts := testBackend(t)
+	g := golden.Load(t, "tiny-sd-golden")
+	p, err := pipeline.Load(g.ModelDir, "", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSampler(t, b, p, nil, nil, opts)
+	_, err = s.Sample(SampleRequest{Prompts: []string{"a cat"}, Steps: 2, OriginalSteps: 25})
+	if err == nil || !strings.Contains(err.Error(), "original_inference_steps 25") {
+		t.Fatalf("err = %v, want an error about original_inference_steps", err)
+	}
+	t.Log(err)
 }

@@ -3,11 +3,9 @@ package clip
 import (
 	"fmt"
 	"path/filepath"
-	"slices"
 
 	"github.com/golcm/golcm/models/hub"
 	"github.com/golcm/golcm/models/nn"
-	"github.com/golcm/golcm/models/safetensors"
 )
 
 // Model is a text encoder's config and weights on the host.
@@ -35,7 +33,9 @@ func Load(dir, variant string) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	w, err := readWeights(wpath)
+	// position_ids is a buffer older transformers checkpoints (SD 1.5's)
+	// store, as int64; it is not a parameter.
+	w, err := nn.ReadWeights(wpath, positionIDsBuffer)
 	if err != nil {
 		return nil, err
 	}
@@ -46,50 +46,8 @@ func Load(dir, variant string) (*Model, error) {
 	return m, nil
 }
 
-// readWeights is nn.ReadWeights minus the position_ids buffer, which may be
-// int64 and which nn.ReadWeights would reject as not a float.
-func readWeights(path string) (*nn.Weights, error) {
-	f, err := safetensors.ReadCheckpoint(path)
-	if err != nil {
-		return nil, err
-	}
-	w := nn.NewWeights()
-	for _, name := range f.Names() {
-		if name == positionIDsBuffer {
-			continue
-		}
-		t := f.Tensors[name]
-		if !t.DType.IsFloat() {
-			return nil, fmt.Errorf("%s: tensor %q has dtype %s, want a float", path, name, t.DType)
-		}
-		data, err := t.Float32()
-		if err != nil {
-			return nil, fmt.Errorf("%s: tensor %q: %w", path, name, err)
-		}
-		w.SetFloat32(name, data, t.Shape...)
-	}
-	return w, nil
-}
-
 // CheckWeights compares the weight names and shapes with what the config
 // needs, listing every missing, unexpected and mis-shaped weight.
 func (m *Model) CheckWeights() error {
-	want := m.Config.ParamShapes()
-	var missing, unexpected, wrong []string
-	for name, dims := range want {
-		t, ok := m.Weights.Get(name)
-		if !ok {
-			missing = append(missing, name)
-			continue
-		}
-		if got := t.Shape().Dimensions; !slices.Equal(got, dims) {
-			wrong = append(wrong, fmt.Sprintf("%s is %v, want %v", name, got, dims))
-		}
-	}
-	for _, name := range m.Weights.Names() {
-		if _, ok := want[name]; !ok {
-			unexpected = append(unexpected, name)
-		}
-	}
-	return nn.NameErrors("clip text encoder", missing, unexpected, wrong)
+	return nn.CheckSchema("clip text encoder", m.Config.ParamShapes(), m.Weights)
 }

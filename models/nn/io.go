@@ -2,19 +2,24 @@ package nn
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/golcm/golcm/models/safetensors"
 )
 
 // ReadWeights loads a safetensors file or a sharded checkpoint index as
-// float32 weights (F16 and BF16 are widened).
-func ReadWeights(path string) (*Weights, error) {
+// float32 weights (F16 and BF16 are widened). Names in skip are left out:
+// buffers some checkpoints carry that are not parameters.
+func ReadWeights(path string, skip ...string) (*Weights, error) {
 	f, err := safetensors.ReadCheckpoint(path)
 	if err != nil {
 		return nil, err
 	}
 	w := NewWeights()
 	for _, name := range f.Names() {
+		if slices.Contains(skip, name) {
+			continue
+		}
 		t := f.Tensors[name]
 		if !t.DType.IsFloat() {
 			return nil, fmt.Errorf("%s: tensor %q has dtype %s, want a float", path, name, t.DType)

@@ -93,9 +93,11 @@ func Conv2dWith(x, w *Node, cp ConvParams, im2col bool) *Node {
 		// [B, C, kh*kw, Ho, Wo] flattens C-major like the OIHW weight.
 		cols = Reshape(Stack(patches, 2), B, C*kh*kw, Ho*Wo)
 	}
-	wm := Reshape(w, O, C*kh*kw)
-	y := DotGeneral(wm, []int{1}, nil, cols, []int{1}, nil) // [O, B, P]
-	y = TransposeAllAxes(y, 1, 0, 2)
+	// The weight is broadcast over the batch so that the product is
+	// [B,O,K]·[B,K,P] -> [B,O,P]: the "matmul" layout the Go backend runs
+	// without transposing the 9× larger cols, and already NCHW.
+	wm := BroadcastToDims(Reshape(w, 1, O, C*kh*kw), B, O, C*kh*kw)
+	y := DotGeneral(wm, []int{2}, []int{0}, cols, []int{1}, []int{0}) // [B, O, P]
 	return Reshape(y, B, O, Ho, Wo)
 }
 

@@ -2,6 +2,7 @@ package nn
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -110,6 +111,28 @@ func TensorFloat32(t *tensors.Tensor) (data []float32, dims []int, err error) {
 		return nil, nil, err
 	}
 	return data, t.Shape().Dimensions, nil
+}
+
+// CheckSchema compares weights with a schema (name → shape), listing every
+// missing, unexpected and mis-shaped weight in one error naming model.
+func CheckSchema(model string, want map[string][]int, w *Weights) error {
+	var missing, unexpected, wrong []string
+	for name, dims := range want {
+		t, ok := w.Get(name)
+		if !ok {
+			missing = append(missing, name)
+			continue
+		}
+		if got := t.Shape().Dimensions; !slices.Equal(got, dims) {
+			wrong = append(wrong, fmt.Sprintf("%s is %v, want %v", name, got, dims))
+		}
+	}
+	for _, name := range w.Names() {
+		if _, ok := want[name]; !ok {
+			unexpected = append(unexpected, name)
+		}
+	}
+	return NameErrors(model, missing, unexpected, wrong)
 }
 
 // NameErrors formats missing, unexpected and mis-shaped weight names as one

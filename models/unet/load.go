@@ -66,34 +66,5 @@ func (m *Model) Save(dir string) error {
 // CheckWeights compares the weight names and shapes with what the config
 // needs, listing every missing, unexpected and mis-shaped weight.
 func (m *Model) CheckWeights() error {
-	want := m.Config.ParamShapes()
-	var missing, unexpected, wrong []string
-	for name, dims := range want {
-		t, ok := m.Weights.Get(name)
-		if !ok {
-			missing = append(missing, name)
-			continue
-		}
-		if !sameDims(t.Shape().Dimensions, dims) {
-			wrong = append(wrong, fmt.Sprintf("%s is %v, want %v", name, t.Shape().Dimensions, dims))
-		}
-	}
-	for _, name := range m.Weights.Names() {
-		if _, ok := want[name]; !ok {
-			unexpected = append(unexpected, name)
-		}
-	}
-	return nn.NameErrors("unet", missing, unexpected, wrong)
-}
-
-func sameDims(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+	return nn.CheckSchema("unet", m.Config.ParamShapes(), m.Weights)
 }

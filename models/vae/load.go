@@ -3,7 +3,6 @@ package vae
 import (
 	"fmt"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/golcm/golcm/models/hub"
@@ -88,24 +87,7 @@ func renameLegacyAttention(w *nn.Weights) error {
 // CheckWeights compares the weight names and shapes with what the config
 // needs, listing every missing, unexpected and mis-shaped weight.
 func (m *Model) CheckWeights() error {
-	want := m.Config.ParamShapes()
-	var missing, unexpected, wrong []string
-	for name, dims := range want {
-		t, ok := m.Weights.Get(name)
-		if !ok {
-			missing = append(missing, name)
-			continue
-		}
-		if got := t.Shape().Dimensions; !slices.Equal(got, dims) {
-			wrong = append(wrong, fmt.Sprintf("%s is %v, want %v", name, got, dims))
-		}
-	}
-	for _, name := range m.Weights.Names() {
-		if _, ok := want[name]; !ok {
-			unexpected = append(unexpected, name)
-		}
-	}
-	return nn.NameErrors("vae", missing, unexpected, wrong)
+	return nn.CheckSchema("vae", m.Config.ParamShapes(), m.Weights)
 }
 
 // EncoderWeights are the weights Encode reads (encoder.*, quant_conv.*),
