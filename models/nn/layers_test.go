@@ -1,0 +1,159 @@
+package nn
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read as math
+	"github.com/gomlx/gomlx/core/tensors"
+
+	"github.com/golcm/golcm/backend"
+)
+
+func randTensor(rng *rand.Rand, dims ...int) *tensors.Tensor {
+	n := 1
+	for _, d := range dims {
+		n *= d
+	}
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	return tensors.FromFlatDataAndDimensions(x, dims...)
+}
+
+func maxAbs(a, b []float32) float64 {
+	m := 0.0
+	for i := range a {
+		m = math.Max(m, math.Abs(float64(a[i]-b[i])))
+	}
+	return m
+}
+
+// TestConvLoweringsAgree: the im2col lowering computes the backend's
+// convolution, values and gradients, for the kernel, stride and padding
+// combinations the UNet and VAE use (3×3 same, 1×1, stride-2 with diffusers'
+// asymmetric (0,1,0,1) padding).
+func TestConvLoweringsAgree(t *testing.T) {
+	b, _, err := backend.Default("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, c := range []struct {
+		k, stride int
+		pad       [4]int
+	}{{3, 1, SamePadding(3)}, {1, 1, [4]int{}}, {3, 2, [4]int{1, 1, 1, 1}}, {3, 2, [4]int{0, 1, 0, 1}}} {
+		x := randTensor(rng, 2, 3, 7, 6)
+		w := randTensor(rng, 4, 3, c.k, c.k)
+		var results [2][]*tensors.Tensor
+		for i, im2col := range []bool{false, true} {
+			outs, err := ExecOnceN(b, func(x, w *Node) []*Node {
+				y := Conv2dWith(x, w, ConvParams{Stride: c.stride, Padding: c.pad}, im2col)
+				loss := ReduceAllSum(Mul(y, y))
+				g := Gradient(loss, x, w)
+				return []*Node{y, g[0], g[1]}
+			}, x, w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			results[i] = outs
+		}
+		for j, what := range []string{"output", "grad x", "grad w"} {
+			a, _, _ := TensorFloat32(results[0][j])
+			bb, dims, _ := TensorFloat32(results[1][j])
+			scale := 0.0
+			for _, v := range a {
+				scale = math.Max(scale, math.Abs(float64(v)))
+			}
+			// float32 sums in another order: relative 1e-5 of the largest value.
+			if d := maxAbs(a, bb); d > 1e-5*math.Max(1, scale) {
+				t.Errorf("k=%d stride=%d pad=%v: %s %v differs by %g", c.k, c.stride, c.pad, what, dims, d)
+			}
+		}
+	}
+}
+
+// TestUpsampleNearestGradient: each input pixel's gradient is the sum over
+// its 2×2 copies, as for F.interpolate(mode="nearest").
+func TestUpsampleNearestGradient(t *testing.T) {
+	b, _, err := backend.Default("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := tensors.FromFlatDataAndDimensions([]float32{1, 2, 3, 4}, 1, 1, 2, 2)
+	weights := make([]float32, 16)
+	for i := range weights {
+		weights[i] = float32(i)
+	}
+	wt := tensors.FromFlatDataAndDimensions(weights, 1, 1, 4, 4)
+	outs, err := ExecOnceN(b, func(x, w *Node) []*Node {
+		y := UpsampleNearest2x(x)
+		return []*Node{y, Gradient(ReduceAllSum(Mul(y, w)), x)[0]}
+	}, x, wt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, _, _ := TensorFloat32(outs[0])
+	wantY := []float32{1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4}
+	if maxAbs(y, wantY) != 0 {
+		t.Errorf("upsample = %v, want %v", y, wantY)
+	}
+	g, _, _ := TensorFloat32(outs[1])
+	// Pixel (0,0) feeds positions 0,1,4,5 of the 4×4 map: 0+1+4+5 = 10.
+	wantG := []float32{10, 18, 42, 50}
+	if maxAbs(g, wantG) != 0 {
+		t.Errorf("gradient = %v, want %v", g, wantG)
+	}
+}
+
+// TestGroupNormMatchesFormula checks GroupNorm against a float64 host
+// computation of torch.nn.GroupNorm's definition.
+func TestGroupNormMatchesFormula(t *testing.T) {
+	b, _, err := backend.Default("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	const B, C, H, W, G = 2, 4, 3, 3, 2
+	x := randTensor(rng, B, C, H, W)
+	gamma := randTensor(rng, C)
+	beta := randTensor(rng, C)
+	out, err := ExecOnce(b, func(x, gm, bt *Node) *Node {
+		p := NewParams([]string{"n.weight", "n.bias"}, []*Node{gm, bt}, Options{})
+		return GroupNorm(p.Root("n"), x, G, 1e-5)
+	}, x, gamma, beta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, _ := TensorFloat32(out)
+	xs, _, _ := TensorFloat32(x)
+	gs, _, _ := TensorFloat32(gamma)
+	bs, _, _ := TensorFloat32(beta)
+	per := C / G * H * W
+	worst := 0.0
+	for n := range B {
+		for g := range G {
+			base := (n*C + g*C/G) * H * W
+			var mean, sq float64
+			for i := range per {
+				mean += float64(xs[base+i])
+			}
+			mean /= float64(per)
+			for i := range per {
+				d := float64(xs[base+i]) - mean
+				sq += d * d
+			}
+			std := math.Sqrt(sq/float64(per) + 1e-5)
+			for i := range per {
+				c := g*C/G + i/(H*W)
+				want := (float64(xs[base+i])-mean)/std*float64(gs[c]) + float64(bs[c])
+				worst = math.Max(worst, math.Abs(want-float64(got[base+i])))
+			}
+		}
+	}
+	if worst > 1e-5 {
+		t.Errorf("GroupNorm differs from its definition by %g", worst)
+	}
+}
