@@ -22,7 +22,12 @@
 // kernel whose arithmetic is being matched. The golden tests check this
 // against ../shared/fixtures.
 //
+// The few-step text-to-image sampler (sampler.go) runs the LCMScheduler
+// around the UNet, with the text encoders, VAE and optional LoRA adapters of
+// a models/pipeline.
+//
 // The host numerics (schedule.go, prediction.go, solver.go, scalings.go,
 // guidance.go, scheduler.go) depend on the standard library only; the
-// distillation step depends on GoMLX, models/unet, models/nn and losses.
+// distillation step depends on GoMLX, models/unet, models/nn and losses; the
+// sampler also on models/pipeline, clip, vae and lora.
 package lcm
