@@ -42,6 +42,9 @@ type Options struct {
 	// StopAfter ends the run after this many steps of this invocation
 	// without a final checkpoint, as a killed process would (tests).
 	StopAfter int
+	// OnStep, when set, is called after every optimizer step with its
+	// result (live plots in notebooks, tests).
+	OnStep func(step int, res *lcm.StepResult)
 }
 
 // Result summarises a run.
@@ -498,6 +501,9 @@ func (r *run) loop(ctx context.Context) error {
 		r.result.Losses = append(r.result.Losses, res.Loss)
 		if err := r.logMetrics(res, batch.LR, time.Since(start), ran); err != nil {
 			return err
+		}
+		if r.opts.OnStep != nil {
+			r.opts.OnStep(d.Steps, res)
 		}
 		if bar != nil {
 			bar.Describe(fmt.Sprintf("loss %.4g lr %.2g %s", res.Loss, batch.LR, r.loader.Stats().String()))

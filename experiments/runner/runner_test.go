@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/golcm/golcm/experiments/spec"
+	"github.com/golcm/golcm/internal/golden"
+	"github.com/golcm/golcm/lcm"
 	"github.com/golcm/golcm/models/lora"
 	"github.com/golcm/golcm/models/unet"
 )
@@ -182,5 +184,66 @@ func TestUnsupportedSettingsAreErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), key) {
 			t.Errorf("%s: err = %v, want an error naming the key", key, err)
 		}
+	}
+}
+
+// TestSDXLRunsOnFixtureTeacher distills the fixture's tiny SDXL pipeline
+// for two steps in each mode: the SDXL path (two text encoders, pooled
+// embeddings, time ids, zero unconditional embeddings) runs end to end.
+func TestSDXLRunsOnFixtureTeacher(t *testing.T) {
+	dir := filepath.Join(golden.Dir(), "tiny-sdxl")
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("fixture pipeline %s not found (set %s): %v", dir, golden.EnvDir, err)
+	}
+	for _, mode := range []string{"full", "lora"} {
+		root := t.TempDir()
+		s := tinySpec(t, dir, filepath.Join(root, mode))
+		s.Model.InitTiny = false
+		s.Distill.Mode, s.Distill.WMin = mode, 3
+		s.LoRA.Rank, s.LoRA.Alpha = 2, 2
+		s.Optim.MaxTrainSteps = 2
+		s.Run.ValidationEvery, s.Run.ValidationInferenceSteps = 2, []int{1}
+		s.Run.ValidationPrompts = []string{"a cat"}
+		res, err := Run(context.Background(), s, Options{Log: io.Discard, NoProgress: true})
+		if err != nil {
+			t.Fatalf("%s: %v", mode, err)
+		}
+		t.Logf("%s: losses %v, exported %v", mode, res.Losses, res.Exported)
+		if _, err := os.Stat(filepath.Join(s.Run.OutputDir, "validation")); err != nil {
+			t.Errorf("%s: no validation grid: %v", mode, err)
+		}
+	}
+}
+
+// TestInterruptCheckpointsAndResumes: ending the context (what Ctrl-C and
+// SIGTERM do) checkpoints the current step; resuming finishes the run with
+// the losses of an uninterrupted one.
+func TestInterruptCheckpointsAndResumes(t *testing.T) {
+	root := t.TempDir()
+	teacher := filepath.Join(root, "teacher")
+	s := tinySpec(t, teacher, filepath.Join(root, "whole"))
+	s.Optim.MaxTrainSteps, s.Run.CheckpointEvery = 4, 0
+	whole, err := Run(context.Background(), s, Options{Log: io.Discard, NoProgress: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Run.OutputDir = filepath.Join(root, "interrupted")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, err = Run(ctx, s, Options{Log: io.Discard, NoProgress: true, OnStep: func(step int, _ *lcm.StepResult) {
+		if step == 3 {
+			cancel()
+		}
+	}})
+	if !errors.Is(err, ErrInterrupted) || !strings.Contains(err.Error(), "step-00000003") {
+		t.Fatalf("err = %v, want an interruption with a checkpoint at step 3", err)
+	}
+	s.Run.Resume = "latest"
+	resumed, err := Run(context.Background(), s, Options{Log: io.Discard, NoProgress: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resumed.Losses) != 1 || resumed.Losses[0] != whole.Losses[3] {
+		t.Fatalf("resumed losses %v, want [%v] (step 4 of the uninterrupted run)", resumed.Losses, whole.Losses[3])
 	}
 }
