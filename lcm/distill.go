@@ -5,7 +5,6 @@ import (
 	"math"
 
 	"github.com/gomlx/compute"
-	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read as math
 	"github.com/gomlx/gomlx/core/tensors"
 
@@ -36,7 +35,11 @@ type DistillConfig struct {
 	AdamEps        float64
 	WeightDecay    float64
 	EMADecay       float64 // full mode: target ← μ·target + (1-μ)·student
-	NN             nn.Options
+	// AccumulationSteps is how many micro-batches' gradients are summed
+	// (each divided by it, as accelerate divides the loss) before one
+	// optimizer step; 0 and 1 mean every Step is an optimizer step.
+	AccumulationSteps int
+	NN                nn.Options
 	// Adapters binds the LoRA weight group to the UNet's adapter hook
 	// (LoRA mode only; see package lora).
 	Adapters func(lora *nn.Params) func(module string) nn.Adapter
@@ -57,7 +60,32 @@ type Distiller struct {
 	Target  *nn.Weights // full mode: the EMA target UNet; nil for LoRA
 	AdamM   *nn.Weights // AdamW first moments, named like Student
 	AdamV   *nn.Weights // AdamW second moments
+	GradAcc *nn.Weights // gradients summed over the micro-batches of the current step (accumulation only)
 	Steps   int         // optimizer steps taken
+	micro   int         // micro-batches accumulated towards the next step
+	accum   *nn.Program // the micro-batch program (accumulation only)
+}
+
+// groupLayout says where each weight group sits in a program's groups; -1
+// is absent.
+type groupLayout struct{ teacher, student, m, v, target, acc int }
+
+// programGroups lists the weight groups of the optimizer-step program
+// (final) or of the gradient-accumulating micro-batch program.
+func (d *Distiller) programGroups(final bool) ([]*nn.Weights, groupLayout) {
+	l := groupLayout{teacher: 0, student: 1, m: -1, v: -1, target: -1, acc: -1}
+	groups := []*nn.Weights{d.Teacher, d.Student}
+	add := func(w *nn.Weights) int { groups = append(groups, w); return len(groups) - 1 }
+	if final {
+		l.m, l.v = add(d.AdamM), add(d.AdamV)
+	}
+	if d.Target != nil {
+		l.target = add(d.Target)
+	}
+	if d.GradAcc != nil {
+		l.acc = add(d.GradAcc)
+	}
+	return groups, l
 }
 
 // Batch is one step's data: latents (already scaled VAE samples), the noise,
@@ -73,6 +101,7 @@ type Batch struct {
 
 // StepResult reports one step.
 type StepResult struct {
+	Applied  bool // an optimizer step was taken (false on accumulating micro-batches)
 	Loss     float32
 	GradNorm float32 // global gradient norm before clipping
 	Debug    map[string]*tensors.Tensor
@@ -103,12 +132,15 @@ func NewDistiller(b compute.Backend, cfg DistillConfig, teacher, student *nn.Wei
 		}
 	}
 	d.AdamM, d.AdamV = zerosLike(student), zerosLike(student)
-	groups := []*nn.Weights{d.Teacher, d.Student, d.AdamM, d.AdamV}
-	if cfg.Mode == Full {
-		groups = append(groups, d.Target)
+	if cfg.AccumulationSteps > 1 {
+		d.GradAcc = zerosLike(student)
+		groups, layout := d.programGroups(false)
+		if d.accum, err = nn.Compile(b, groups, cfg.NN, d.builder(layout, false)); err != nil {
+			return nil, err
+		}
 	}
-	d.prog, err = nn.Compile(b, groups, cfg.NN, d.build)
-	if err != nil {
+	groups, layout := d.programGroups(true)
+	if d.prog, err = nn.Compile(b, groups, cfg.NN, d.builder(layout, true)); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -126,17 +158,35 @@ func zerosLike(w *nn.Weights) *nn.Weights {
 // Config returns the step configuration.
 func (d *Distiller) Config() DistillConfig { return d.cfg }
 
-// Step runs one distillation step and applies the AdamW and EMA updates.
+// Accumulating reports whether some micro-batches of the next optimizer
+// step have been seen: a checkpoint taken now would lose them.
+func (d *Distiller) Accumulating() bool { return d.micro > 0 }
+
+// Step runs the distillation step on one (micro-)batch. Every
+// AccumulationSteps-th call applies the AdamW and EMA updates and reports
+// Applied; the calls between only add their gradients up.
 func (d *Distiller) Step(b *Batch) (*StepResult, error) {
-	inputs, err := d.stepInputs(b)
+	final := d.accum == nil || d.micro+1 == d.cfg.AccumulationSteps
+	inputs, err := d.stepInputs(b, final)
 	if err != nil {
 		return nil, err
 	}
-	outs, err := d.prog.Run(inputs...)
+	prog := d.prog
+	if !final {
+		prog = d.accum
+	}
+	outs, err := prog.Run(inputs...)
 	if err != nil {
 		return nil, fmt.Errorf("distillation step %d: %w", d.Steps+1, err)
 	}
-	res := &StepResult{
+	if !final {
+		d.micro++
+		for i, name := range d.GradAcc.Names() {
+			d.GradAcc.Set(name, outs[1+i])
+		}
+		return &StepResult{Loss: tensors.ToScalar[float32](outs[0])}, nil
+	}
+	res := &StepResult{Applied: true,
 		Loss:     tensors.ToScalar[float32](outs[0]),
 		GradNorm: tensors.ToScalar[float32](outs[1]),
 	}
@@ -162,13 +212,26 @@ func (d *Distiller) Step(b *Batch) (*StepResult, error) {
 			outs = outs[1:]
 		}
 	}
+	if d.GradAcc != nil {
+		d.GradAcc = zerosLikeInto(d.GradAcc)
+	}
+	d.micro = 0
 	d.Steps++
 	return res, nil
 }
 
+// zerosLikeInto zeroes w in place (the compiled programs keep w).
+func zerosLikeInto(w *nn.Weights) *nn.Weights {
+	for _, name := range w.Names() {
+		t, _ := w.Get(name)
+		w.SetFloat32(name, make([]float32, t.Size()), t.Shape().Dimensions...)
+	}
+	return w
+}
+
 func vec(x []float32) *tensors.Tensor { return tensors.FromFlatDataAndDimensions(x, len(x)) }
 
-func (d *Distiller) stepInputs(b *Batch) ([]*tensors.Tensor, error) {
+func (d *Distiller) stepInputs(b *Batch, final bool) ([]*tensors.Tensor, error) {
 	c := b.Coefs
 	if b.Latents == nil || b.Noise == nil || b.PromptEmbeds == nil || b.UncondEmbeds == nil || c == nil {
 		return nil, fmt.Errorf("distillation step: batch is missing latents, noise, embeddings or coefficients")
@@ -194,6 +257,9 @@ func (d *Distiller) stepInputs(b *Batch) ([]*tensors.Tensor, error) {
 		}
 		in = append(in, tensors.FromFlatDataAndDimensions(c.WEmbedding, len(c.W), dim))
 	}
+	if !final {
+		return in, nil
+	}
 	// AdamW with PyTorch's arithmetic: the bias corrections are Python
 	// floats (float64), applied as float32 scalars.
 	step := float64(d.Steps + 1)
@@ -211,10 +277,16 @@ func (d *Distiller) embedsGuidance() bool {
 	return d.cfg.Mode == Full && d.cfg.Student.TimeCondProjDim != nil
 }
 
+// builder returns the step graph for a program layout; final programs
+// update the weights, the others only return the accumulated gradients.
+func (d *Distiller) builder(l groupLayout, final bool) nn.BuildFn {
+	return func(groups []*nn.Params, in []*Node) []*Node { return d.build(groups, l, final, in) }
+}
+
 // build is the step graph; see REFERENCE-LCD §3 for each line's source.
-func (d *Distiller) build(groups []*nn.Params, in []*Node) []*Node {
+func (d *Distiller) build(groups []*nn.Params, l groupLayout, final bool, in []*Node) []*Node {
 	cfg := d.cfg
-	teacherP, studentP, mP, vP := groups[0], groups[1], groups[2], groups[3]
+	teacherP, studentP := groups[l.teacher], groups[l.student]
 	next := func() *Node { n := in[0]; in = in[1:]; return n }
 	latents, noise, prompt, uncond := next(), next(), next(), next()
 	var textEmbeds, uncondText, timeIDs *Node
@@ -229,7 +301,10 @@ func (d *Distiller) build(groups []*nn.Params, in []*Node) []*Node {
 	if d.embedsGuidance() {
 		wEmb = next()
 	}
-	decay, stepSize, bc2Sqrt := next(), next(), next()
+	var decay, stepSize, bc2Sqrt *Node
+	if final {
+		decay, stepSize, bc2Sqrt = next(), next(), next()
+	}
 
 	// The trainable parameters, in Names order, and the student's view.
 	names := d.Student.Names()
@@ -269,7 +344,7 @@ func (d *Distiller) build(groups []*nn.Params, in []*Node) []*Node {
 	// 3. Target network at the end timestep, no gradients.
 	var targetOut *Node
 	if cfg.Mode == Full {
-		targetOut = unet.Forward(groups[4].Root(""), studentCfg, unet.Inputs{
+		targetOut = unet.Forward(groups[l.target].Root(""), studentCfg, unet.Inputs{
 			Sample: xPrev, Timesteps: end, Context: prompt, TimestepCond: wEmb, TextEmbeds: textEmbeds, TimeIDs: timeIDs})
 	} else {
 		targetOut = unet.Forward(studentScope, studentCfg, unet.Inputs{
@@ -282,6 +357,15 @@ func (d *Distiller) build(groups []*nn.Params, in []*Node) []*Node {
 	// 4. Loss, gradients, global-norm clipping (torch.nn.utils.clip_grad_norm_).
 	loss := losses.Loss(cfg.Loss, modelPred, target, cfg.HuberC)
 	grads := Gradient(loss, params...)
+	if G := cfg.AccumulationSteps; G > 1 {
+		// accelerate divides each micro-batch's loss by G before backward.
+		for i, name := range names {
+			grads[i] = Add(groups[l.acc].Root("").Param(name), DivScalar(grads[i], float64(G)))
+		}
+		if !final {
+			return append([]*Node{loss}, grads...)
+		}
+	}
 	sumSq := ScalarZero(loss.Graph(), loss.DType())
 	for _, g := range grads {
 		sumSq = Add(sumSq, ReduceAllSum(Square(g)))
@@ -307,7 +391,7 @@ func (d *Distiller) build(groups []*nn.Params, in []*Node) []*Node {
 	newV := make([]*Node, len(names))
 	for i, name := range names {
 		g := grads[i]
-		m, v := mP.Root("").Param(name), vP.Root("").Param(name)
+		m, v := groups[l.m].Root("").Param(name), groups[l.v].Root("").Param(name)
 		p := Mul(params[i], decay)
 		newM[i] = Add(m, MulScalar(Sub(g, m), 1-cfg.Beta1))
 		newV[i] = Add(MulScalar(v, cfg.Beta2), MulScalar(Square(g), 1-cfg.Beta2))
@@ -320,11 +404,10 @@ func (d *Distiller) build(groups []*nn.Params, in []*Node) []*Node {
 
 	// 6. EMA of the target after the optimizer step (full mode).
 	if cfg.Mode == Full {
-		tp := groups[4].Root("")
+		tp := groups[l.target].Root("")
 		for i, name := range names {
 			outs = append(outs, Add(MulScalar(tp.Param(name), cfg.EMADecay), MulScalar(newParams[i], 1-cfg.EMADecay)))
 		}
 	}
-	_ = shapes.Make
 	return outs
 }

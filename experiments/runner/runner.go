@@ -180,9 +180,6 @@ func (r *run) checkSupported() error {
 	if s.Run.MixedPrecision != "no" {
 		return fmt.Errorf("run.mixed_precision = %q: only \"no\" (float32) is implemented so far", s.Run.MixedPrecision)
 	}
-	if s.Optim.GradientAccumulationSteps != 1 {
-		return fmt.Errorf("optim.gradient_accumulation_steps = %d: only 1 is implemented so far", s.Optim.GradientAccumulationSteps)
-	}
 	if s.Distill.Mode == "lora" && s.LoRA.Dropout != 0 {
 		return fmt.Errorf("lora.dropout = %v: LoRA dropout is not wired into the training step yet; use 0 (the LCM-LoRA default)", s.LoRA.Dropout)
 	}
@@ -228,7 +225,7 @@ func (r *run) buildStudent() error {
 		Teacher: teacher.Config, PredictionType: r.schedule.PredictionType,
 		HuberC: s.Distill.HuberC, MaxGradNorm: s.Optim.MaxGradNorm,
 		Beta1: s.Optim.Beta1, Beta2: s.Optim.Beta2, AdamEps: s.Optim.Eps, WeightDecay: s.Optim.WeightDecay,
-		EMADecay: s.Distill.EMADecay, NN: r.nnOpts,
+		EMADecay: s.Distill.EMADecay, AccumulationSteps: s.Optim.GradientAccumulationSteps, NN: r.nnOpts,
 	}
 	var err error
 	if cfg.Loss, err = losses.Parse(s.Distill.Loss); err != nil {
@@ -469,8 +466,12 @@ func (r *run) loop(ctx context.Context) error {
 	start := time.Now()
 	ran := 0
 	lastSaved := -1
+	var microLosses float64
+	micro := 0
 	for d.Steps < s.Optim.MaxTrainSteps {
-		if ctx.Err() != nil {
+		// An interruption waits for the end of a gradient-accumulation
+		// window: a checkpoint cannot hold half-summed gradients.
+		if ctx.Err() != nil && !d.Accumulating() {
 			path, err := r.checkpoint()
 			if err != nil {
 				return fmt.Errorf("%w at step %d, and saving a checkpoint failed: %v", ErrInterrupted, d.Steps, err)
@@ -496,6 +497,15 @@ func (r *run) loop(ctx context.Context) error {
 			return fmt.Errorf("loss is %v at step %d (lr %.3g, grad norm %v): stopping; the last good checkpoint is %s",
 				res.Loss, d.Steps, batch.LR, res.GradNorm, last)
 		}
+		microLosses += float64(res.Loss)
+		micro++
+		if !res.Applied {
+			continue
+		}
+		// With gradient accumulation the step's loss is the mean over its
+		// micro-batches.
+		res.Loss = float32(microLosses / float64(micro))
+		microLosses, micro = 0, 0
 		ran++
 		r.result.Steps = d.Steps
 		r.result.Losses = append(r.result.Losses, res.Loss)

@@ -176,7 +176,7 @@ func TestUnsupportedSettingsAreErrors(t *testing.T) {
 	root := t.TempDir()
 	for key, mutate := range map[string]func(*spec.Spec){
 		"run.mixed_precision":               func(s *spec.Spec) { s.Run.MixedPrecision = "bf16" },
-		"optim.gradient_accumulation_steps": func(s *spec.Spec) { s.Optim.GradientAccumulationSteps = 2 },
+		"lora.dropout": func(s *spec.Spec) { s.Distill.Mode, s.LoRA.Dropout = "lora", 0.1 },
 	} {
 		s := tinySpec(t, filepath.Join(root, "teacher"), filepath.Join(root, "x"))
 		mutate(&s)
@@ -245,5 +245,28 @@ func TestInterruptCheckpointsAndResumes(t *testing.T) {
 	}
 	if len(resumed.Losses) != 1 || resumed.Losses[0] != whole.Losses[3] {
 		t.Fatalf("resumed losses %v, want [%v] (step 4 of the uninterrupted run)", resumed.Losses, whole.Losses[3])
+	}
+}
+
+// TestGradientAccumulationRun: with two micro-batches per step, a run of 2
+// optimizer steps reads 4 batches and logs 2 steps.
+func TestGradientAccumulationRun(t *testing.T) {
+	root := t.TempDir()
+	s := tinySpec(t, filepath.Join(root, "teacher"), filepath.Join(root, "acc"))
+	s.Optim.MaxTrainSteps, s.Optim.GradientAccumulationSteps = 2, 2
+	res, err := Run(context.Background(), s, Options{Log: io.Discard, NoProgress: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Steps != 2 || len(res.Losses) != 2 {
+		t.Fatalf("steps %d, losses %v; want 2 optimizer steps", res.Steps, res.Losses)
+	}
+	data, err := os.ReadFile(filepath.Join(s.Run.OutputDir, MetricsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[1], `"data/delivered":8`) {
+		t.Fatalf("metrics:\n%s\nwant 2 lines, the last after 8 samples (4 batches of 2)", data)
 	}
 }
