@@ -25,6 +25,14 @@ import (
 	"github.com/gomlx/go-xla/pjrt"
 )
 
+// goSafeConfig is how golcm runs GoMLX's pure-Go backend: ops one at a
+// time, each op (a matmul) still using every core. Its default parallel op
+// scheduler can deadlock in compute v0.1.2: ops run as worker-pool tasks and
+// each matmul then waits in Pool.Saturate for a free worker, so four
+// concurrent matmuls on a 2-core machine (pool size 4) wait on each other
+// forever. golcm hit this as rare, silent training hangs.
+const goSafeConfig = "go:ops_sequential"
+
 // EnvVar is the environment variable that forces a backend, as GoMLX reads it:
 // "go", "xla:cpu", "xla:cuda" or "xla:/path/to/pjrt_plugin.so".
 const EnvVar = compute.ConfigEnvVar
@@ -48,13 +56,15 @@ func (c Choice) Name() string {
 
 // Choose picks a backend configuration without creating it. requested
 // overrides everything when not empty (the experiment's run.backend key);
-// then $GOMLX_BACKEND; then an installed PJRT plugin; then "go".
+// then $GOMLX_BACKEND; then an installed PJRT plugin; then "go". A plain
+// "go" runs with sequential ops (see goSafeConfig); "go:<options>" is
+// passed as given.
 func Choose(requested string) Choice {
 	if requested != "" && requested != "auto" {
-		return Choice{Config: requested, Reason: "requested"}
+		return safeGo(Choice{Config: requested, Reason: "requested"})
 	}
 	if env, ok := os.LookupEnv(EnvVar); ok && env != "" {
-		return Choice{Config: env, Reason: "$" + EnvVar}
+		return safeGo(Choice{Config: env, Reason: "$" + EnvVar})
 	}
 	plugins := InstalledPlugins()
 	for _, preferred := range []string{"cuda", "tpu", "rocm", "cpu"} {
@@ -65,7 +75,14 @@ func Choose(requested string) Choice {
 	if len(plugins) > 0 {
 		return Choice{Config: "xla:" + plugins[0], Reason: "PJRT plugin " + plugins[0] + " installed"}
 	}
-	return Choice{Config: "go", Reason: "no PJRT plugin installed"}
+	return safeGo(Choice{Config: "go", Reason: "no PJRT plugin installed"})
+}
+
+func safeGo(c Choice) Choice {
+	if c.Config == "go" {
+		c.Config = goSafeConfig
+	}
+	return c
 }
 
 // InstalledPlugins lists the PJRT plugins found in the standard places

@@ -192,6 +192,12 @@ func UpsampleNearest2x(x *Node) *Node {
 
 // Attention is multi-head scaled dot-product attention of q [B,N,C] over
 // k, v [B,M,C] with heads heads: softmax(q·kᵀ/√d)·v per head.
+//
+// Both products are laid out as [B·h, rows, K]·[B·h, K, cols], the "matmul"
+// layout the Go backend's SIMD kernels run fastest (its q·kᵀ kernel for
+// small rows-by-cols products is ten times slower); only q, k, v and the
+// output are transposed, never the N×M scores. The 1/√d scale is applied
+// to q, which is M times smaller than the scores.
 func Attention(q, k, v *Node, heads int) *Node {
 	qd, kd := q.Shape().Dimensions, k.Shape().Dimensions
 	B, N, C := qd[0], qd[1], qd[2]
@@ -200,13 +206,34 @@ func Attention(q, k, v *Node, heads int) *Node {
 		panic(fmt.Errorf("attention: %d channels do not split into %d heads", C, heads))
 	}
 	d := C / heads
-	q = Reshape(q, B, N, heads, d)
-	k = Reshape(k, B, M, heads, d)
-	v = Reshape(v, B, M, heads, d)
-	scores := MulScalar(Einsum("bnhd,bmhd->bhnm", q, k), 1/math.Sqrt(float64(d)))
-	probs := Softmax(scores, -1)
-	out := Einsum("bhnm,bmhd->bnhd", probs, v)
-	return Reshape(out, B, N, C)
+	q = TransposeAllAxes(Reshape(MulScalar(q, 1/math.Sqrt(float64(d))), B, N, heads, d), 0, 2, 1, 3) // [B,h,N,d]
+	kT := TransposeAllAxes(Reshape(k, B, M, heads, d), 0, 2, 3, 1)                                   // [B,h,d,M]
+	v = TransposeAllAxes(Reshape(v, B, M, heads, d), 0, 2, 1, 3)                                     // [B,h,M,d]
+	scores := DotGeneral(q, []int{3}, []int{0, 1}, kT, []int{2}, []int{0, 1})                        // [B,h,N,M]
+	probs := softmaxLastAxis(scores)
+	out := DotGeneral(probs, []int{3}, []int{0, 1}, v, []int{2}, []int{0, 1}) // [B,h,N,d]
+	return Reshape(TransposeAllAxes(out, 0, 2, 1, 3), B, N, C)
+}
+
+// softmaxLastAxis is graph.Softmax over the last axis, differentiated in
+// closed form, ∂x = y·(v − Σ v·y), from the fused kernel's output y.
+// graph.Softmax differentiates a decomposed copy (max, exp, sum, divide)
+// that the backward pass must first evaluate over the whole score tensor.
+func softmaxLastAxis(x *Node) *Node {
+	var y *Node
+	// The "decomposed" alternative is x itself: InternalFusedOpCaller hands
+	// it the fused node's adjoint v, and its custom gradient turns v into ∂x.
+	vjp := IdentityWithCustomGradient(x, func(_, v *Node) *Node {
+		return Mul(y, Sub(v, ReduceAndKeep(Mul(v, y), ReduceSum, -1)))
+	})
+	y, fused := InternalFusedOpCaller(
+		func() *Node { return BackendFusedSoftmax(x, x.Rank()-1) },
+		func() *Node { return vjp },
+		true)
+	if !fused {
+		return Softmax(x, -1)
+	}
+	return y
 }
 
 // SinusoidalEmbedding is diffusers' get_timestep_embedding: for t [B]

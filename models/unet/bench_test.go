@@ -3,7 +3,9 @@ package unet_test
 import (
 	"math/rand/v2"
 	"os"
+	"syscall"
 	"testing"
+	"time"
 
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read as math
 	"github.com/gomlx/gomlx/core/tensors"
@@ -72,12 +74,24 @@ func benchUNet(b *testing.B, preset string, batch, size int, backward bool) {
 	if _, err := prog.Run(sample, timesteps, context); err != nil {
 		b.Fatal(err)
 	}
+	// cpu-s/op (user+system CPU seconds) is steadier than wall time when
+	// other processes share the machine.
+	cpu0 := cpuSeconds()
 	b.ResetTimer()
 	for range b.N {
 		if _, err := prog.Run(sample, timesteps, context); err != nil {
 			b.Fatal(err)
 		}
 	}
+	b.ReportMetric((cpuSeconds()-cpu0)/float64(b.N), "cpu-s/op")
+}
+
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 func BenchmarkForwardTiny(b *testing.B)         { benchUNet(b, "tiny", 2, 8, false) }
