@@ -36,6 +36,7 @@ func runSample(args []string) error {
 	negative := fs.String("negative", "", "negative prompt, used only with classifier-free guidance (a UNet without guidance embedding and -guidance > 1)")
 	steps := fs.Int("steps", lcm.DefaultSampleSteps, "inference steps")
 	origSteps := fs.Int("original-steps", 0, "LCMScheduler original_inference_steps, the distillation grid size (0: the scheduler config's, 50 unless it says otherwise)")
+	scheduler := fs.String("scheduler", "lcm", "lcm (few-step consistency sampling) or ddim (a teacher's 25-50 step DDIM, with CFG)")
 	guidance := fs.Float64("guidance", 8.5, "guidance_scale: a full LCM embeds w = guidance-1; other UNets run CFG when > 1 (LCM-LoRA: 1 to 2)")
 	seed := fs.Uint64("seed", 0, "seed of golcm's Go noise generator (it does not reproduce torch's: the same seed gives different images than diffusers)")
 	width := fs.Int("width", 0, "image width in pixels (0: the model's default, or the -image width)")
@@ -75,7 +76,7 @@ Samples images in a few steps with an LCMScheduler, as diffusers' LatentConsiste
 
 	req := lcm.SampleRequest{
 		Prompts: prompts, NegativePrompt: *negative, Steps: *steps, OriginalSteps: *origSteps,
-		Guidance: *guidance, Seed: *seed, Width: *width, Height: *height,
+		Guidance: *guidance, Seed: *seed, Width: *width, Height: *height, Scheduler: *scheduler,
 	}
 	if *initImage != "" {
 		var err error

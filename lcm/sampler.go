@@ -71,6 +71,10 @@ type SampleRequest struct {
 	// StepNoise, optional, gives the noise [B, C, h, w] LCMScheduler.step
 	// draws at step k (every step but the last).
 	StepNoise func(step int) []float32
+	// Scheduler is "lcm" (the default, for distilled models) or "ddim"
+	// (deterministic DDIM, how a teacher is sampled in 25-50 steps, with
+	// classifier-free guidance as above; the final latents are decoded).
+	Scheduler string
 }
 
 // SampleResult holds the images and, for tests and inspection, the values
@@ -248,20 +252,37 @@ func (s *Sampler) Sample(req SampleRequest) (*SampleResult, error) {
 		return nil, err
 	}
 
-	sched, err := NewLCMScheduler(s.sched)
-	if err != nil {
-		return nil, err
-	}
 	strength := 1.0
 	if req.InitImage != nil {
 		strength = req.Strength
 	}
-	if err := sched.SetTimesteps(r.Steps, r.OriginalSteps, strength, nil); err != nil {
-		return nil, fmt.Errorf("sampler: %w", err)
+	var sched stepper
+	switch req.Scheduler {
+	case "", "lcm":
+		lcmSched, err := NewLCMScheduler(s.sched)
+		if err != nil {
+			return nil, err
+		}
+		if err := lcmSched.SetTimesteps(r.Steps, r.OriginalSteps, strength, nil); err != nil {
+			return nil, fmt.Errorf("sampler: %w", err)
+		}
+		sched = lcmStepper{lcmSched}
+	case "ddim":
+		ddim, err := NewDDIMScheduler(s.sched)
+		if err != nil {
+			return nil, err
+		}
+		if err := ddim.SetTimesteps(r.Steps, strength); err != nil {
+			return nil, fmt.Errorf("sampler: %w", err)
+		}
+		sched = ddimStepper{ddim}
+	default:
+		return nil, fmt.Errorf("sampler: scheduler %q is not one of lcm, ddim", req.Scheduler)
 	}
-	res.Timesteps = append([]int64(nil), sched.Timesteps...)
+	timesteps := sched.timesteps()
+	res.Timesteps = append([]int64(nil), timesteps...)
 
-	// Initial latents: noise × init_noise_sigma (1 for LCMScheduler), or
+	// Initial latents: noise × init_noise_sigma (1 for LCM and DDIM), or
 	// the encoded image noised to the first timestep.
 	noise := req.InitNoise
 	latents := noise
@@ -273,7 +294,7 @@ func (s *Sampler) Sample(req SampleRequest) (*SampleResult, error) {
 		if noise == nil {
 			noise = gauss(n)
 		}
-		latents = sched.Schedule.AddNoise(init, noise, sched.Timesteps[0])
+		latents = sched.schedule().AddNoise(init, noise, timesteps[0])
 	} else if latents == nil {
 		latents = gauss(n)
 	}
@@ -283,13 +304,13 @@ func (s *Sampler) Sample(req SampleRequest) (*SampleResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	for k, t := range sched.Timesteps {
+	for k, t := range timesteps {
 		out, err := s.predict(prog, in, r, latents, latentDims, t)
 		if err != nil {
 			return nil, fmt.Errorf("sampler: step %d (t=%d): %w", k, t, err)
 		}
 		var stepNoise []float32
-		needs, err := sched.NeedsNoise(t)
+		needs, err := sched.needsNoise(t)
 		if err != nil {
 			return nil, err
 		}
@@ -304,7 +325,7 @@ func (s *Sampler) Sample(req SampleRequest) (*SampleResult, error) {
 			}
 		}
 		var denoised []float32
-		latents, denoised, err = sched.Step(out, latents, t, stepNoise)
+		latents, denoised, err = sched.step(out, latents, t, stepNoise)
 		if err != nil {
 			return nil, fmt.Errorf("sampler: %w", err)
 		}
@@ -312,8 +333,13 @@ func (s *Sampler) Sample(req SampleRequest) (*SampleResult, error) {
 		res.Denoised = append(res.Denoised, denoised)
 	}
 
-	// Decode the last denoised (not latents) / scaling_factor.
-	last := tensors.FromFlatDataAndDimensions(res.Denoised[len(res.Denoised)-1], latentDims...)
+	// The LCM pipeline decodes the last denoised (not latents); a DDIM
+	// pipeline its final latents. Both / scaling_factor.
+	final := res.Denoised[len(res.Denoised)-1]
+	if req.Scheduler == "ddim" {
+		final = latents
+	}
+	last := tensors.FromFlatDataAndDimensions(final, latentDims...)
 	pixels, err := s.vae.DecodeLatents(last, 1)
 	if err != nil {
 		return nil, fmt.Errorf("sampler: %w", err)
@@ -516,4 +542,30 @@ func concatBatch(a, b *tensors.Tensor) (*tensors.Tensor, error) {
 	}
 	dims := append([]int{dx[0] + dy[0]}, dx[1:]...)
 	return tensors.FromFlatDataAndDimensions(append(x, y...), dims...), nil
+}
+
+// stepper is what the sampling loop needs of a scheduler.
+type stepper interface {
+	timesteps() []int64
+	schedule() *NoiseSchedule
+	needsNoise(t int64) (bool, error)
+	step(out, latents []float32, t int64, noise []float32) (prev, denoised []float32, err error)
+}
+
+type lcmStepper struct{ *LCMScheduler }
+
+func (l lcmStepper) timesteps() []int64               { return l.Timesteps }
+func (l lcmStepper) schedule() *NoiseSchedule         { return l.Schedule }
+func (l lcmStepper) needsNoise(t int64) (bool, error) { return l.NeedsNoise(t) }
+func (l lcmStepper) step(out, x []float32, t int64, noise []float32) ([]float32, []float32, error) {
+	return l.Step(out, x, t, noise)
+}
+
+type ddimStepper struct{ *DDIMScheduler }
+
+func (d ddimStepper) timesteps() []int64             { return d.Timesteps }
+func (d ddimStepper) schedule() *NoiseSchedule       { return d.Schedule }
+func (d ddimStepper) needsNoise(int64) (bool, error) { return false, nil }
+func (d ddimStepper) step(out, x []float32, t int64, _ []float32) ([]float32, []float32, error) {
+	return d.Step(out, x, t)
 }

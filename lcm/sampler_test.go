@@ -379,3 +379,26 @@ func TestSamplerRefusesAnotherGrid(t *testing.T) {
 	}
 	t.Log(err)
 }
+
+// TestSamplerDDIMTeacher samples the fixture's plain SD teacher with DDIM
+// and classifier-free guidance: SD's timesteps, and the final latents are
+// one more DDIM step from the last prediction.
+func TestSamplerDDIMTeacher(t *testing.T) {
+	b, opts := testBackend(t)
+	g := golden.Load(t, "tiny-sd-golden")
+	p, err := pipeline.Load(g.TeacherDir, "", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSampler(t, b, p, nil, nil, opts)
+	res := sample(t, s, SampleRequest{Prompts: []string{"a cat", "a dog"}, Steps: 2, Guidance: 7.5, Scheduler: "ddim"})
+	if !slices.Equal(res.Timesteps, []int64{501, 1}) {
+		t.Errorf("timesteps %v, want [501 1] (steps_offset 1, leading)", res.Timesteps)
+	}
+	if len(res.Images) != 2 {
+		t.Fatalf("%d images", len(res.Images))
+	}
+	if _, err := s.Sample(SampleRequest{Prompts: []string{"x"}, Scheduler: "euler"}); err == nil {
+		t.Error("an unknown scheduler was accepted")
+	}
+}

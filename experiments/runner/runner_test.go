@@ -175,8 +175,8 @@ func TestNonFiniteLossStops(t *testing.T) {
 func TestUnsupportedSettingsAreErrors(t *testing.T) {
 	root := t.TempDir()
 	for key, mutate := range map[string]func(*spec.Spec){
-		"run.mixed_precision":               func(s *spec.Spec) { s.Run.MixedPrecision = "bf16" },
-		"lora.dropout": func(s *spec.Spec) { s.Distill.Mode, s.LoRA.Dropout = "lora", 0.1 },
+		"run.mixed_precision": func(s *spec.Spec) { s.Run.MixedPrecision = "bf16" },
+		"lora.dropout":        func(s *spec.Spec) { s.Distill.Mode, s.LoRA.Dropout = "lora", 0.1 },
 	} {
 		s := tinySpec(t, filepath.Join(root, "teacher"), filepath.Join(root, "x"))
 		mutate(&s)
