@@ -105,6 +105,7 @@ var (
 // New creates (or returns the already created) backend for the choice.
 // An unknown or unavailable backend is an error that lists what is available.
 func New(c Choice) (b compute.Backend, err error) {
+	c = safeGo(c)
 	cacheMu.Lock()
 	defer cacheMu.Unlock()
 	if b, ok := cache[c.Config]; ok {
