@@ -91,17 +91,7 @@ func benchOne(w io.Writer, b compute.Backend, opts nn.Options, c benchCase, repe
 	what := "forward"
 	var run func() error
 	rng := rand.New(rand.NewPCG(1, 2))
-	randn := func(dims ...int) *tensors.Tensor {
-		n := 1
-		for _, d := range dims {
-			n *= d
-		}
-		x := make([]float32, n)
-		for i := range x {
-			x[i] = float32(rng.NormFloat64())
-		}
-		return tensors.FromFlatDataAndDimensions(x, dims...)
-	}
+	randn := func(dims ...int) *tensors.Tensor { return nn.NormalTensor(rng, dims...) }
 	sample := randn(c.batch, cfg.InChannels, c.size, c.size)
 	context := randn(c.batch, 77, cfg.CrossDims[0])
 	ts := make([]int64, c.batch)

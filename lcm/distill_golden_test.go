@@ -69,23 +69,8 @@ func TestGoldenDistillationStep(t *testing.T) {
 		if !s.Has("lcd.latents") {
 			continue
 		}
-		a := readLCDArgs(t, s)
-		var sa stepArgs
-		if err := json.Unmarshal(s.Raw["lcd"], &sa); err != nil {
-			t.Fatal(err)
-		}
-		dir := teacherDir(s, a)
-		schedule, err := NewNoiseSchedule(schedulerConfigOf(t, dir))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if sa.PredictionType != "" {
-			schedule.PredictionType = PredictionType(sa.PredictionType)
-		}
-		solver, err := NewDDIMSolver(schedule, a.Args.NumDDIMTimesteps)
-		if err != nil {
-			t.Fatal(err)
-		}
+		f := loadLCDFixture(t, s)
+		a, sa, dir, schedule, solver := f.args, f.step, f.teacherDir, f.schedule, f.solver
 		for _, loss := range []losses.Kind{losses.L2, losses.Huber} {
 			t.Run(s.Name+"/"+string(loss), func(t *testing.T) {
 				teacher, err := unet.Load(filepath.Join(dir, "unet"), "")
@@ -219,4 +204,34 @@ func maxAbsDiff(a, b []float32) float64 {
 		m = max(m, math.Abs(float64(a[i])-float64(b[i])))
 	}
 	return m
+}
+
+// lcdFixture is what a sidecar's recorded LCD step needs: its arguments,
+// the teacher folder, and the schedule and solver built from it.
+type lcdFixture struct {
+	args       lcdArgs
+	step       stepArgs
+	teacherDir string
+	schedule   *NoiseSchedule
+	solver     *DDIMSolver
+}
+
+func loadLCDFixture(t *testing.T, s *golden.Sidecar) *lcdFixture {
+	t.Helper()
+	f := &lcdFixture{args: readLCDArgs(t, s)}
+	if err := json.Unmarshal(s.Raw["lcd"], &f.step); err != nil {
+		t.Fatal(err)
+	}
+	f.teacherDir = teacherDir(s, f.args)
+	var err error
+	if f.schedule, err = NewNoiseSchedule(schedulerConfigOf(t, f.teacherDir)); err != nil {
+		t.Fatal(err)
+	}
+	if f.step.PredictionType != "" {
+		f.schedule.PredictionType = PredictionType(f.step.PredictionType)
+	}
+	if f.solver, err = NewDDIMSolver(f.schedule, f.args.Args.NumDDIMTimesteps); err != nil {
+		t.Fatal(err)
+	}
+	return f
 }

@@ -1,7 +1,6 @@
 package lcm
 
 import (
-	"encoding/json"
 	"path/filepath"
 	"testing"
 
@@ -24,20 +23,8 @@ func TestLoRADistillationStep(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := golden.Load(t, "tiny-sd-golden")
-	a := readLCDArgs(t, s)
-	var sa stepArgs
-	if err := json.Unmarshal(s.Raw["lcd"], &sa); err != nil {
-		t.Fatal(err)
-	}
-	dir := teacherDir(s, a)
-	schedule, err := NewNoiseSchedule(schedulerConfigOf(t, dir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	solver, err := NewDDIMSolver(schedule, a.Args.NumDDIMTimesteps)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := loadLCDFixture(t, s)
+	a, sa, dir, schedule, solver := f.args, f.step, f.teacherDir, f.schedule, f.solver
 	teacher, err := unet.Load(filepath.Join(dir, "unet"), "")
 	if err != nil {
 		t.Fatal(err)

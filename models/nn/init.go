@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"github.com/gomlx/gomlx/core/tensors"
 	"math"
 	"math/rand/v2"
 	"sort"
@@ -82,4 +83,18 @@ func splitLast(name string) (module, last string) {
 		return "", name
 	}
 	return name[:i], name[i+1:]
+}
+
+// NormalTensor is a float32 tensor of standard normal draws from rng, for
+// inputs of benchmarks and tests.
+func NormalTensor(rng *rand.Rand, dims ...int) *tensors.Tensor {
+	size := 1
+	for _, d := range dims {
+		size *= d
+	}
+	x := make([]float32, size)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	return tensors.FromFlatDataAndDimensions(x, dims...)
 }

@@ -11,18 +11,6 @@ import (
 	"github.com/golcm/golcm/backend"
 )
 
-func randTensor(rng *rand.Rand, dims ...int) *tensors.Tensor {
-	n := 1
-	for _, d := range dims {
-		n *= d
-	}
-	x := make([]float32, n)
-	for i := range x {
-		x[i] = float32(rng.NormFloat64())
-	}
-	return tensors.FromFlatDataAndDimensions(x, dims...)
-}
-
 func maxAbs(a, b []float32) float64 {
 	m := 0.0
 	for i := range a {
@@ -45,8 +33,8 @@ func TestConvLoweringsAgree(t *testing.T) {
 		k, stride int
 		pad       [4]int
 	}{{3, 1, SamePadding(3)}, {1, 1, [4]int{}}, {3, 2, [4]int{1, 1, 1, 1}}, {3, 2, [4]int{0, 1, 0, 1}}} {
-		x := randTensor(rng, 2, 3, 7, 6)
-		w := randTensor(rng, 4, 3, c.k, c.k)
+		x := NormalTensor(rng, 2, 3, 7, 6)
+		w := NormalTensor(rng, 4, 3, c.k, c.k)
 		var results [2][]*tensors.Tensor
 		for i, im2col := range []bool{false, true} {
 			outs, err := ExecOnceN(b, func(x, w *Node) []*Node {
@@ -117,9 +105,9 @@ func TestGroupNormMatchesFormula(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(3, 4))
 	const B, C, H, W, G = 2, 4, 3, 3, 2
-	x := randTensor(rng, B, C, H, W)
-	gamma := randTensor(rng, C)
-	beta := randTensor(rng, C)
+	x := NormalTensor(rng, B, C, H, W)
+	gamma := NormalTensor(rng, C)
+	beta := NormalTensor(rng, C)
 	out, err := ExecOnce(b, func(x, gm, bt *Node) *Node {
 		p := NewParams([]string{"n.weight", "n.bias"}, []*Node{gm, bt}, Options{})
 		return GroupNorm(p.Root("n"), x, G, 1e-5)

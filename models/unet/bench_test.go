@@ -30,17 +30,7 @@ func benchUNet(b *testing.B, preset string, batch, size int, backward bool) {
 		b.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
-	randn := func(dims ...int) *tensors.Tensor {
-		n := 1
-		for _, d := range dims {
-			n *= d
-		}
-		x := make([]float32, n)
-		for i := range x {
-			x[i] = float32(rng.NormFloat64())
-		}
-		return tensors.FromFlatDataAndDimensions(x, dims...)
-	}
+	randn := func(dims ...int) *tensors.Tensor { return nn.NormalTensor(rng, dims...) }
 	sample := randn(batch, cfg.InChannels, size, size)
 	context := randn(batch, 77, cfg.CrossDims[0])
 	ts := make([]int64, batch)

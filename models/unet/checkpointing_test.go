@@ -25,17 +25,7 @@ func TestGradientCheckpointingKeepsGradients(t *testing.T) {
 	}
 	weights := nn.RandomWeights(cfg.ParamShapes(), 5, 1)
 	rng := rand.New(rand.NewPCG(1, 1))
-	randn := func(dims ...int) *tensors.Tensor {
-		n := 1
-		for _, d := range dims {
-			n *= d
-		}
-		x := make([]float32, n)
-		for i := range x {
-			x[i] = float32(rng.NormFloat64())
-		}
-		return tensors.FromFlatDataAndDimensions(x, dims...)
-	}
+	randn := func(dims ...int) *tensors.Tensor { return nn.NormalTensor(rng, dims...) }
 	sample, context := randn(2, 4, 8, 8), randn(2, 7, cfg.CrossDims[0])
 	timesteps := tensors.FromFlatDataAndDimensions([]int64{10, 900}, 2)
 	grads := func(checkpointing bool) [][]float32 {
