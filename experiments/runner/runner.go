@@ -73,6 +73,7 @@ type run struct {
 	adapters   *lora.Adapters
 	distiller  *lcm.Distiller
 	cond       *clip.Conditioner
+	uncond     map[int]*clip.HostConditioning // unconditional embeddings by batch size
 	vaeRunner  *vae.Runner
 	loader     *datasets.Loader
 	rng        *rand.PCG
@@ -304,24 +305,12 @@ func (r *run) restore(dir string) (State, error) {
 // replaceWeights swaps src's tensors into dst, which must hold the same
 // names and shapes (the compiled step keeps dst).
 func replaceWeights(dst, src *nn.Weights) error {
-	var missing, unexpected, wrong []string
+	schema := map[string][]int{}
 	for _, name := range dst.Names() {
-		t, ok := src.Get(name)
-		if !ok {
-			missing = append(missing, name)
-			continue
-		}
-		old, _ := dst.Get(name)
-		if fmt.Sprint(old.Shape().Dimensions) != fmt.Sprint(t.Shape().Dimensions) {
-			wrong = append(wrong, fmt.Sprintf("%s is %v, want %v", name, t.Shape().Dimensions, old.Shape().Dimensions))
-		}
+		t, _ := dst.Get(name)
+		schema[name] = t.Shape().Dimensions
 	}
-	for _, name := range src.Names() {
-		if _, ok := dst.Get(name); !ok {
-			unexpected = append(unexpected, name)
-		}
-	}
-	if err := nn.NameErrors("weights", missing, unexpected, wrong); err != nil {
+	if err := nn.CheckSchema("weights", schema, src); err != nil {
 		return err
 	}
 	for _, name := range dst.Names() {
@@ -431,16 +420,26 @@ func (r *run) stepBatch(ctx context.Context) (*lcm.Batch, error) {
 
 // encodeText returns the conditional embeddings of captions and the
 // unconditional ones: CLIP("") for SD, zeros for SDXL, as the scripts do.
+// The unconditional embeddings depend only on the batch size, so they are
+// computed once (the scripts, too, encode "" once before the loop).
 func (r *run) encodeText(captions []string) (cond, uncond *clip.HostConditioning, err error) {
 	if cond, err = r.tokenizeAndEncode(captions); err != nil {
 		return nil, nil, err
 	}
-	if r.pipe.Kind() == pipeline.SDXL {
-		return cond, r.cond.Zeros(len(captions), r.pipe.Tokenizers[0].MaxLength), nil
+	B := len(captions)
+	if u, ok := r.uncond[B]; ok {
+		return cond, u, nil
 	}
-	empty := make([]string, len(captions))
-	uncond, err = r.tokenizeAndEncode(empty)
-	return cond, uncond, err
+	if r.pipe.Kind() == pipeline.SDXL {
+		uncond = r.cond.Zeros(B, r.pipe.Tokenizers[0].MaxLength)
+	} else if uncond, err = r.tokenizeAndEncode(make([]string, B)); err != nil {
+		return nil, nil, err
+	}
+	if r.uncond == nil {
+		r.uncond = map[int]*clip.HostConditioning{}
+	}
+	r.uncond[B] = uncond
+	return cond, uncond, nil
 }
 
 func (r *run) tokenizeAndEncode(texts []string) (*clip.HostConditioning, error) {
