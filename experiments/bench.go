@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/gomlx/compute"
-	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read as math
 	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/golcm/golcm/backend"
@@ -91,51 +90,25 @@ func benchOne(w io.Writer, b compute.Backend, opts nn.Options, c benchCase, repe
 	what := "forward"
 	var run func() error
 	rng := rand.New(rand.NewPCG(1, 2))
-	randn := func(dims ...int) *tensors.Tensor { return nn.NormalTensor(rng, dims...) }
-	sample := randn(c.batch, cfg.InChannels, c.size, c.size)
-	context := randn(c.batch, 77, cfg.CrossDims[0])
-	ts := make([]int64, c.batch)
-	for i := range ts {
-		ts[i] = int64(999 - 100*i)
-	}
-	timesteps := tensors.FromFlatDataAndDimensions(ts, c.batch)
+	in := unet.RandomInputs(rng, cfg, c.batch, c.size)
 	switch {
 	case c.step:
 		what = "distill step (full)"
-		run, err = benchStep(b, opts, cfg, c, randn)
+		run, err = benchStep(b, opts, cfg, c, rng)
 		if err != nil {
 			return err
 		}
 	default:
 		weights := nn.RandomWeights(cfg.ParamShapes(), 1, 1)
-		backward := c.backward
-		if backward {
+		if c.backward {
 			what = "forward+backward"
 		}
-		prog, err := nn.Compile(b, []*nn.Weights{weights}, opts, func(groups []*nn.Params, in []*Node) []*Node {
-			root := groups[0].Root("")
-			out := unet.Forward(root, cfg, unet.Inputs{Sample: in[0], Timesteps: in[1], Context: in[2]})
-			loss := ReduceAllMean(Square(out))
-			if !backward {
-				return []*Node{loss}
-			}
-			names := weights.Names()
-			params := make([]*Node, len(names))
-			for i, n := range names {
-				params[i] = root.Param(n)
-			}
-			grads := Gradient(loss, params...)
-			total := loss
-			for _, g := range grads {
-				total = Add(total, ReduceAllSum(g))
-			}
-			return []*Node{total}
-		})
+		prog, err := unet.CompileProbe(b, cfg, weights, opts, c.backward)
 		if err != nil {
 			return err
 		}
 		run = func() error {
-			_, err := prog.Run(sample, timesteps, context)
+			_, err := prog.Run(in.Sample, in.Timesteps, in.Context)
 			return err
 		}
 	}
@@ -157,7 +130,8 @@ func benchOne(w io.Writer, b compute.Backend, opts nn.Options, c benchCase, repe
 }
 
 // benchStep prepares one full-distillation step on random weights.
-func benchStep(b compute.Backend, opts nn.Options, cfg *unet.Config, c benchCase, randn func(...int) *tensors.Tensor) (func() error, error) {
+func benchStep(b compute.Backend, opts nn.Options, cfg *unet.Config, c benchCase, rng *rand.Rand) (func() error, error) {
+	randn := func(dims ...int) *tensors.Tensor { return nn.NormalTensor(rng, dims...) }
 	teacher := nn.RandomWeights(cfg.ParamShapes(), 1, 1)
 	scfg := *cfg
 	dim := 256

@@ -7,9 +7,6 @@ import (
 	"testing"
 	"time"
 
-	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read as math
-	"github.com/gomlx/gomlx/core/tensors"
-
 	"github.com/golcm/golcm/backend"
 	"github.com/golcm/golcm/models/nn"
 	"github.com/golcm/golcm/models/unet"
@@ -29,39 +26,14 @@ func benchUNet(b *testing.B, preset string, batch, size int, backward bool) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	rng := rand.New(rand.NewPCG(1, 2))
-	randn := func(dims ...int) *tensors.Tensor { return nn.NormalTensor(rng, dims...) }
-	sample := randn(batch, cfg.InChannels, size, size)
-	context := randn(batch, 77, cfg.CrossDims[0])
-	ts := make([]int64, batch)
-	for i := range ts {
-		ts[i] = int64(999 - 100*i)
-	}
-	timesteps := tensors.FromFlatDataAndDimensions(ts, batch)
+	in := unet.RandomInputs(rand.New(rand.NewPCG(1, 2)), cfg, batch, size)
 	weights := nn.RandomWeights(cfg.ParamShapes(), 1, 1)
 	opts := nn.Options{ConvIm2Col: choice.Name() == "go"}
-	prog, err := nn.Compile(be, []*nn.Weights{weights}, opts, func(groups []*nn.Params, in []*Node) []*Node {
-		root := groups[0].Root("")
-		out := unet.Forward(root, cfg, unet.Inputs{Sample: in[0], Timesteps: in[1], Context: in[2]})
-		loss := ReduceAllMean(Square(out))
-		if !backward {
-			return []*Node{loss}
-		}
-		names := weights.Names()
-		params := make([]*Node, len(names))
-		for i, n := range names {
-			params[i] = root.Param(n)
-		}
-		total := loss
-		for _, g := range Gradient(loss, params...) {
-			total = Add(total, ReduceAllSum(g))
-		}
-		return []*Node{total}
-	})
+	prog, err := unet.CompileProbe(be, cfg, weights, opts, backward)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := prog.Run(sample, timesteps, context); err != nil {
+	if _, err := prog.Run(in.Sample, in.Timesteps, in.Context); err != nil {
 		b.Fatal(err)
 	}
 	// cpu-s/op (user+system CPU seconds) is steadier than wall time when
@@ -69,7 +41,7 @@ func benchUNet(b *testing.B, preset string, batch, size int, backward bool) {
 	cpu0 := cpuSeconds()
 	b.ResetTimer()
 	for range b.N {
-		if _, err := prog.Run(sample, timesteps, context); err != nil {
+		if _, err := prog.Run(in.Sample, in.Timesteps, in.Context); err != nil {
 			b.Fatal(err)
 		}
 	}

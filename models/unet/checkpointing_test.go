@@ -5,9 +5,6 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read as math
-	"github.com/gomlx/gomlx/core/tensors"
-
 	"github.com/golcm/golcm/backend"
 	"github.com/golcm/golcm/models/nn"
 )
@@ -24,30 +21,19 @@ func TestGradientCheckpointingKeepsGradients(t *testing.T) {
 		t.Fatal(err)
 	}
 	weights := nn.RandomWeights(cfg.ParamShapes(), 5, 1)
-	rng := rand.New(rand.NewPCG(1, 1))
-	randn := func(dims ...int) *tensors.Tensor { return nn.NormalTensor(rng, dims...) }
-	sample, context := randn(2, 4, 8, 8), randn(2, 7, cfg.CrossDims[0])
-	timesteps := tensors.FromFlatDataAndDimensions([]int64{10, 900}, 2)
+	in := RandomInputs(rand.New(rand.NewPCG(1, 1)), cfg, 2, 8)
 	grads := func(checkpointing bool) [][]float32 {
 		opts := nn.Options{ConvIm2Col: true, GradientCheckpointing: checkpointing}
-		prog, err := nn.Compile(b, []*nn.Weights{weights}, opts, func(g []*nn.Params, in []*Node) []*Node {
-			root := g[0].Root("")
-			out := Forward(root, cfg, Inputs{Sample: in[0], Timesteps: in[1], Context: in[2]})
-			params := make([]*Node, 0, weights.Len())
-			for _, name := range weights.Names() {
-				params = append(params, root.Param(name))
-			}
-			return Gradient(ReduceAllMean(Square(out)), params...)
-		})
+		prog, err := CompileProbe(b, cfg, weights, opts, true)
 		if err != nil {
 			t.Fatal(err)
 		}
-		outs, err := prog.Run(sample, timesteps, context)
+		outs, err := prog.Run(in.Sample, in.Timesteps, in.Context)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var all [][]float32
-		for _, o := range outs {
+		for _, o := range outs[1:] {
 			x, _, _ := nn.TensorFloat32(o)
 			all = append(all, x)
 		}
