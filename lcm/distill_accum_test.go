@@ -2,7 +2,6 @@ package lcm
 
 import (
 	"math"
-	"path/filepath"
 	"testing"
 
 	"github.com/gomlx/gomlx/core/tensors"
@@ -11,7 +10,6 @@ import (
 	"github.com/golcm/golcm/internal/golden"
 	"github.com/golcm/golcm/losses"
 	"github.com/golcm/golcm/models/nn"
-	"github.com/golcm/golcm/models/unet"
 )
 
 // sampleOf cuts sample i out of a batch.
@@ -57,16 +55,12 @@ func TestGradientAccumulationEqualsBigBatch(t *testing.T) {
 	}
 	s := golden.Load(t, "tiny-sd-golden")
 	f := loadLCDFixture(t, s)
-	a, sa, dir, schedule, solver := f.args, f.step, f.teacherDir, f.schedule, f.solver
-	teacher, err := unet.Load(filepath.Join(dir, "unet"), "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	schedule, teacher := f.schedule, f.teacher
 	cond, condShape := s.Float32(t, "lcd.student_init.time_embedding.cond_proj.weight")
 	studentCfg := *teacher.Config
 	dim := condShape[1]
 	studentCfg.TimeCondProjDim = &dim
-	batch := goldenBatch(t, s, teacher.Config, schedule, solver, a, sa, dim)
+	batch := f.batch(t, dim)
 
 	run := func(accumulation int, batches ...*Batch) (*Distiller, *StepResult) {
 		student, err := teacher.Weights.Clone()

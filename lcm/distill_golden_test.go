@@ -70,13 +70,9 @@ func TestGoldenDistillationStep(t *testing.T) {
 			continue
 		}
 		f := loadLCDFixture(t, s)
-		a, sa, dir, schedule, solver := f.args, f.step, f.teacherDir, f.schedule, f.solver
+		sa, schedule, teacher := f.step, f.schedule, f.teacher
 		for _, loss := range []losses.Kind{losses.L2, losses.Huber} {
 			t.Run(s.Name+"/"+string(loss), func(t *testing.T) {
-				teacher, err := unet.Load(filepath.Join(dir, "unet"), "")
-				if err != nil {
-					t.Fatal(err)
-				}
 				student, err := teacher.Weights.Clone()
 				if err != nil {
 					t.Fatal(err)
@@ -103,7 +99,7 @@ func TestGoldenDistillationStep(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					res, err := d.Step(goldenBatch(t, s, teacher.Config, schedule, solver, a, sa, dim))
+					res, err := d.Step(f.batch(t, dim))
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -137,11 +133,13 @@ func TestGoldenDistillationStep(t *testing.T) {
 	}
 }
 
-// goldenBatch assembles the recorded step's batch and coefficients.
-func goldenBatch(t *testing.T, s *golden.Sidecar, teacher *unet.Config, schedule *NoiseSchedule, solver *DDIMSolver, a lcdArgs, sa stepArgs, dim int) *Batch {
+// batch assembles the recorded step's batch and coefficients for a student
+// with a guidance embedding of width dim (0: none).
+func (f *lcdFixture) batch(t *testing.T, dim int) *Batch {
+	s, a := f.sidecar, f.args
 	index, _ := s.Int64(t, "lcd.index")
 	u, _ := s.Float32(t, "lcd.u")
-	coefs, err := Coefficients(schedule, solver, Draws{Index: index, U: u},
+	coefs, err := Coefficients(f.schedule, f.solver, Draws{Index: index, U: u},
 		a.Args.WMin, a.Args.WMax, a.Args.TimestepScalingFactor, dim)
 	if err != nil {
 		t.Fatal(err)
@@ -149,7 +147,7 @@ func goldenBatch(t *testing.T, s *golden.Sidecar, teacher *unet.Config, schedule
 	batch := &Batch{
 		Latents: goldenTensor(t, s, "lcd.latents"), Noise: goldenTensor(t, s, "lcd.noise"),
 		PromptEmbeds: goldenTensor(t, s, "lcd.prompt_embeds"),
-		Coefs:        coefs, LR: sa.Args.LearningRate,
+		Coefs:        coefs, LR: f.step.Args.LearningRate,
 	}
 	if s.Has("lcd.uncond_prompt_embeds") {
 		batch.UncondEmbeds = goldenTensor(t, s, "lcd.uncond_prompt_embeds")
@@ -157,7 +155,7 @@ func goldenBatch(t *testing.T, s *golden.Sidecar, teacher *unet.Config, schedule
 		// SDXL: the script's unconditional embeddings are zeros.
 		batch.UncondEmbeds = zerosTensor(batch.PromptEmbeds.Shape().Dimensions...)
 	}
-	if teacher.TextTime() {
+	if f.teacher.Config.TextTime() {
 		batch.TextEmbeds = goldenTensor(t, s, "lcd.text_embeds")
 		batch.UncondTextEmbeds = zerosTensor(batch.TextEmbeds.Shape().Dimensions...)
 		batch.TimeIDs = goldenTensor(t, s, "lcd.time_ids")
@@ -209,22 +207,26 @@ func maxAbsDiff(a, b []float32) float64 {
 // lcdFixture is what a sidecar's recorded LCD step needs: its arguments,
 // the teacher folder, and the schedule and solver built from it.
 type lcdFixture struct {
-	args       lcdArgs
-	step       stepArgs
-	teacherDir string
-	schedule   *NoiseSchedule
-	solver     *DDIMSolver
+	sidecar  *golden.Sidecar
+	args     lcdArgs
+	step     stepArgs
+	teacher  *unet.Model
+	schedule *NoiseSchedule
+	solver   *DDIMSolver
 }
 
 func loadLCDFixture(t *testing.T, s *golden.Sidecar) *lcdFixture {
 	t.Helper()
-	f := &lcdFixture{args: readLCDArgs(t, s)}
+	f := &lcdFixture{sidecar: s, args: readLCDArgs(t, s)}
 	if err := json.Unmarshal(s.Raw["lcd"], &f.step); err != nil {
 		t.Fatal(err)
 	}
-	f.teacherDir = teacherDir(s, f.args)
+	dir := teacherDir(s, f.args)
 	var err error
-	if f.schedule, err = NewNoiseSchedule(schedulerConfigOf(t, f.teacherDir)); err != nil {
+	if f.teacher, err = unet.Load(filepath.Join(dir, "unet"), ""); err != nil {
+		t.Fatal(err)
+	}
+	if f.schedule, err = NewNoiseSchedule(schedulerConfigOf(t, dir)); err != nil {
 		t.Fatal(err)
 	}
 	if f.step.PredictionType != "" {

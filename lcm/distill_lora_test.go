@@ -1,7 +1,6 @@
 package lcm
 
 import (
-	"path/filepath"
 	"testing"
 
 	"github.com/golcm/golcm/backend"
@@ -9,7 +8,6 @@ import (
 	"github.com/golcm/golcm/losses"
 	"github.com/golcm/golcm/models/lora"
 	"github.com/golcm/golcm/models/nn"
-	"github.com/golcm/golcm/models/unet"
 )
 
 // TestLoRADistillationStep runs LoRA distillation on the fixture teacher
@@ -24,12 +22,8 @@ func TestLoRADistillationStep(t *testing.T) {
 	}
 	s := golden.Load(t, "tiny-sd-golden")
 	f := loadLCDFixture(t, s)
-	a, sa, dir, schedule, solver := f.args, f.step, f.teacherDir, f.schedule, f.solver
-	teacher, err := unet.Load(filepath.Join(dir, "unet"), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	batch := goldenBatch(t, s, teacher.Config, schedule, solver, a, sa, 0)
+	schedule, teacher := f.schedule, f.teacher
+	batch := f.batch(t, 0)
 	base := DistillConfig{
 		Teacher: teacher.Config, Student: teacher.Config, PredictionType: schedule.PredictionType,
 		Loss: losses.Huber, HuberC: 0.001, MaxGradNorm: 1, Beta1: 0.9, Beta2: 0.999, AdamEps: 1e-8,
