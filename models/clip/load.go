@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"path/filepath"
 
-	"github.com/golcm/golcm/models/hub"
 	"github.com/golcm/golcm/models/nn"
 )
 
@@ -29,13 +28,7 @@ func Load(dir, variant string) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	wpath, err := hub.WeightFile(dir, variant)
-	if err != nil {
-		return nil, err
-	}
-	// position_ids is a buffer older transformers checkpoints (SD 1.5's)
-	// store, as int64; it is not a parameter.
-	w, err := nn.ReadWeights(wpath, positionIDsBuffer)
+	w, wpath, err := nn.ReadComponent(dir, variant, positionIDsBuffer)
 	if err != nil {
 		return nil, err
 	}

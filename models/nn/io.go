@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/golcm/golcm/models/hub"
 	"github.com/golcm/golcm/models/safetensors"
 )
 
@@ -49,4 +50,17 @@ func WriteWeights(path string, w *Weights, dtype safetensors.DType) error {
 		list = append(list, t)
 	}
 	return safetensors.WriteFile(path, list, map[string]string{"format": "pt"})
+}
+
+// ReadComponent reads the weights of a diffusers/transformers component
+// folder (unet/, vae/, text_encoder/): the weight file hub.WeightFile picks
+// for variant, minus the names in skip. It also returns that file's path
+// for error messages.
+func ReadComponent(dir, variant string, skip ...string) (*Weights, string, error) {
+	path, err := hub.WeightFile(dir, variant)
+	if err != nil {
+		return nil, "", err
+	}
+	w, err := ReadWeights(path, skip...)
+	return w, path, err
 }

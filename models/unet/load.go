@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/golcm/golcm/models/hub"
 	"github.com/golcm/golcm/models/nn"
 )
 
@@ -28,11 +27,7 @@ func Load(dir, variant string) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	wpath, err := hub.WeightFile(dir, variant)
-	if err != nil {
-		return nil, err
-	}
-	w, err := nn.ReadWeights(wpath)
+	w, wpath, err := nn.ReadComponent(dir, variant)
 	if err != nil {
 		return nil, err
 	}
