@@ -2,7 +2,6 @@ package lora
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 
 	"github.com/gomlx/compute/shapes"
@@ -49,12 +48,7 @@ func New(baseShapes map[string][]int, cfg Config, seed int64) (*Adapters, error)
 	w := nn.NewWeights()
 	for _, m := range mods {
 		ad := m.AShape()
-		a := make([]float32, size(ad))
-		bound := 1 / math.Sqrt(float64(size(ad[1:])))
-		for i := range a {
-			a[i] = float32((2*rng.Float64() - 1) * bound)
-		}
-		w.SetFloat32(ParamA(m.Name), a, ad...)
+		w.SetFloat32(ParamA(m.Name), nn.KaimingUniform(rng, ad), ad...)
 		bd := m.BShape()
 		w.SetFloat32(ParamB(m.Name), make([]float32, size(bd)), bd...)
 	}
