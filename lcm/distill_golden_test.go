@@ -34,26 +34,12 @@ type stepArgs struct {
 	PredictionType string `json:"prediction_type"`
 }
 
-func goldenTensor(t *testing.T, s *golden.Sidecar, name string) *tensors.Tensor {
-	data, shape := s.Float32(t, name)
-	return tensors.FromFlatDataAndDimensions(data, shape...)
-}
-
 func zerosTensor(dims ...int) *tensors.Tensor {
 	n := 1
 	for _, d := range dims {
 		n *= d
 	}
 	return tensors.FromFlatDataAndDimensions(make([]float32, n), dims...)
-}
-
-func checkTensor(t *testing.T, s *golden.Sidecar, entry string, got *tensors.Tensor) {
-	t.Helper()
-	data, dims, err := nn.TensorFloat32(got)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.CheckFloat32(t, entry, data, dims)
 }
 
 // TestGoldenDistillationStep replays the recorded full-distillation step of
@@ -145,20 +131,20 @@ func (f *lcdFixture) batch(t *testing.T, dim int) *Batch {
 		t.Fatal(err)
 	}
 	batch := &Batch{
-		Latents: goldenTensor(t, s, "lcd.latents"), Noise: goldenTensor(t, s, "lcd.noise"),
-		PromptEmbeds: goldenTensor(t, s, "lcd.prompt_embeds"),
+		Latents: s.Tensor(t, "lcd.latents"), Noise: s.Tensor(t, "lcd.noise"),
+		PromptEmbeds: s.Tensor(t, "lcd.prompt_embeds"),
 		Coefs:        coefs, LR: f.step.Args.LearningRate,
 	}
 	if s.Has("lcd.uncond_prompt_embeds") {
-		batch.UncondEmbeds = goldenTensor(t, s, "lcd.uncond_prompt_embeds")
+		batch.UncondEmbeds = s.Tensor(t, "lcd.uncond_prompt_embeds")
 	} else {
 		// SDXL: the script's unconditional embeddings are zeros.
 		batch.UncondEmbeds = zerosTensor(batch.PromptEmbeds.Shape().Dimensions...)
 	}
 	if f.teacher.Config.TextTime() {
-		batch.TextEmbeds = goldenTensor(t, s, "lcd.text_embeds")
+		batch.TextEmbeds = s.Tensor(t, "lcd.text_embeds")
 		batch.UncondTextEmbeds = zerosTensor(batch.TextEmbeds.Shape().Dimensions...)
-		batch.TimeIDs = goldenTensor(t, s, "lcd.time_ids")
+		batch.TimeIDs = s.Tensor(t, "lcd.time_ids")
 	}
 	return batch
 }

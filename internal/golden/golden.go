@@ -13,6 +13,7 @@ package golden
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/gomlx/gomlx/core/tensors"
 	"os"
 	"path/filepath"
 	"sort"
@@ -305,6 +306,14 @@ func (s *Sidecar) Float32(t testing.TB, entry string) ([]float32, []int) {
 		return nil, nil
 	}
 	return v, tensor.Shape
+}
+
+// Tensor returns a float entry as a float32 GoMLX tensor, for feeding a
+// model; the test fails if it is missing.
+func (s *Sidecar) Tensor(t testing.TB, entry string) *tensors.Tensor {
+	t.Helper()
+	data, shape := s.Float32(t, entry)
+	return tensors.FromFlatDataAndDimensions(data, shape...)
 }
 
 // Int64 returns an integer entry's values and its shape; the test fails if it is missing or float.

@@ -13,11 +13,6 @@ import (
 	"github.com/golcm/golcm/models/unet"
 )
 
-func f32(s *golden.Sidecar, t *testing.T, name string) *tensors.Tensor {
-	data, shape := s.Float32(t, name)
-	return tensors.FromFlatDataAndDimensions(data, shape...)
-}
-
 // TestGoldenUNet checks every unet.* output entry of every sidecar against
 // diffusers' UNet2DConditionModel, on both convolution lowerings.
 func TestGoldenUNet(t *testing.T) {
@@ -32,13 +27,13 @@ func TestGoldenUNet(t *testing.T) {
 		}
 		ts, _ := s.Int64(t, "unet.timesteps")
 		in := unet.HostInputs{
-			Sample:    f32(s, t, "unet.sample"),
+			Sample:    s.Tensor(t, "unet.sample"),
 			Timesteps: tensors.FromFlatDataAndDimensions(ts, len(ts)),
-			Context:   f32(s, t, "unet.encoder_hidden_states"),
+			Context:   s.Tensor(t, "unet.encoder_hidden_states"),
 		}
 		if s.Has("unet.text_embeds") {
-			in.TextEmbeds = f32(s, t, "unet.text_embeds")
-			in.TimeIDs = f32(s, t, "unet.time_ids")
+			in.TextEmbeds = s.Tensor(t, "unet.text_embeds")
+			in.TimeIDs = s.Tensor(t, "unet.time_ids")
 		}
 		cases := []struct {
 			entry, dir string
@@ -69,7 +64,7 @@ func TestGoldenUNet(t *testing.T) {
 			}
 			hin := in
 			if c.cond {
-				hin.TimestepCond = f32(s, t, "unet.timestep_cond")
+				hin.TimestepCond = s.Tensor(t, "unet.timestep_cond")
 			}
 			for _, im2col := range []bool{true, false} {
 				for _, dt := range []dtypes.DType{dtypes.InvalidDType, dtypes.Float64} {

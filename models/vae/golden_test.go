@@ -13,11 +13,6 @@ import (
 	"github.com/golcm/golcm/models/vae"
 )
 
-func f32(s *golden.Sidecar, t *testing.T, name string) *tensors.Tensor {
-	data, shape := s.Float32(t, name)
-	return tensors.FromFlatDataAndDimensions(data, shape...)
-}
-
 func host(t *testing.T, x *tensors.Tensor) ([]float32, []int) {
 	t.Helper()
 	data, dims, err := nn.TensorFloat32(x)
@@ -52,7 +47,7 @@ func TestGoldenVAE(t *testing.T) {
 			t.Logf("im2col=%v chunk=%d", c.im2col, c.chunk)
 			r := vae.NewRunner(b, m, nn.Options{ConvIm2Col: c.im2col})
 			if s.Has("vae.image") {
-				post, err := r.Encode(f32(s, t, "vae.image"), c.chunk)
+				post, err := r.Encode(s.Tensor(t, "vae.image"), c.chunk)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -61,7 +56,7 @@ func TestGoldenVAE(t *testing.T) {
 				got, dims = host(t, post.LogVar)
 				s.CheckFloat32(t, "vae.latent_logvar", got, dims)
 
-				dec, err := r.Decode(f32(s, t, "vae.latents"), c.chunk)
+				dec, err := r.Decode(s.Tensor(t, "vae.latents"), c.chunk)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -69,7 +64,7 @@ func TestGoldenVAE(t *testing.T) {
 				s.CheckFloat32(t, "vae.decoded", got, dims)
 			}
 			if s.Has("pipe.image_raw") {
-				img, err := r.DecodeLatents(f32(s, t, "pipe.latent_out"), c.chunk)
+				img, err := r.DecodeLatents(s.Tensor(t, "pipe.latent_out"), c.chunk)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -103,9 +98,9 @@ func TestEncodeLatentsSamplesAndScales(t *testing.T) {
 	for _, sample := range []bool{true, false} {
 		var nt *tensors.Tensor
 		if sample {
-			nt = f32(s, t, "lcd.noise")
+			nt = s.Tensor(t, "lcd.noise")
 		}
-		z, err := r.EncodeLatents(f32(s, t, "vae.image"), nt, 1)
+		z, err := r.EncodeLatents(s.Tensor(t, "vae.image"), nt, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
