@@ -17,7 +17,7 @@ func Linear(s Scope, x *Node) *Node {
 		panic(fmt.Errorf("%s: input has %d features, weight %v wants %d",
 			s.Path(), x.Shape().Dimensions[x.Rank()-1], w.Shape().Dimensions, w.Shape().Dimensions[1]))
 	}
-	y := DotGeneral(x, []int{x.Rank() - 1}, nil, w, []int{1}, nil)
+	y := linear(x, w)
 	if b := s.Optional("bias"); b != nil {
 		y = Add(y, ExpandLeftToRank(b, y.Rank()))
 	}
@@ -97,8 +97,7 @@ func Conv2dWith(x, w *Node, cp ConvParams, im2col bool) *Node {
 	// [B,O,K]·[B,K,P] -> [B,O,P]: the "matmul" layout the Go backend runs
 	// without transposing the 9× larger cols, and already NCHW.
 	wm := BroadcastToDims(Reshape(w, 1, O, C*kh*kw), B, O, C*kh*kw)
-	y := DotGeneral(wm, []int{2}, []int{0}, cols, []int{1}, []int{0}) // [B, O, P]
-	return Reshape(y, B, O, Ho, Wo)
+	return Reshape(convMatMul(wm, cols), B, O, Ho, Wo)
 }
 
 // padSpatial zero-pads the last two axes by concatenation: graph.Pad's
@@ -196,8 +195,9 @@ func UpsampleNearest2x(x *Node) *Node {
 // Both products are laid out as [B·h, rows, K]·[B·h, K, cols], the "matmul"
 // layout the Go backend's SIMD kernels run fastest (its q·kᵀ kernel for
 // small rows-by-cols products is ten times slower); only q, k, v and the
-// output are transposed, never the N×M scores. The 1/√d scale is applied
-// to q, which is M times smaller than the scores.
+// output are transposed, never the N×M scores, in the forward pass and (see
+// batchedMatMul, probsMatMul) in the backward pass. The 1/√d scale is
+// applied to q, which is M times smaller than the scores.
 func Attention(q, k, v *Node, heads int) *Node {
 	qd, kd := q.Shape().Dimensions, k.Shape().Dimensions
 	B, N, C := qd[0], qd[1], qd[2]
@@ -206,13 +206,13 @@ func Attention(q, k, v *Node, heads int) *Node {
 		panic(fmt.Errorf("attention: %d channels do not split into %d heads", C, heads))
 	}
 	d := C / heads
+	G := B * heads
 	q = TransposeAllAxes(Reshape(MulScalar(q, 1/math.Sqrt(float64(d))), B, N, heads, d), 0, 2, 1, 3) // [B,h,N,d]
 	kT := TransposeAllAxes(Reshape(k, B, M, heads, d), 0, 2, 3, 1)                                   // [B,h,d,M]
 	v = TransposeAllAxes(Reshape(v, B, M, heads, d), 0, 2, 1, 3)                                     // [B,h,M,d]
-	scores := DotGeneral(q, []int{3}, []int{0, 1}, kT, []int{2}, []int{0, 1})                        // [B,h,N,M]
-	probs := softmaxLastAxis(scores)
-	out := DotGeneral(probs, []int{3}, []int{0, 1}, v, []int{2}, []int{0, 1}) // [B,h,N,d]
-	return Reshape(TransposeAllAxes(out, 0, 2, 1, 3), B, N, C)
+	scores := batchedMatMul(Reshape(q, G, N, d), Reshape(kT, G, d, M))                              // [G,N,M]
+	out := probsMatMul(softmaxLastAxis(scores), Reshape(v, G, M, d))                                 // [G,N,d]
+	return Reshape(TransposeAllAxes(Reshape(out, B, heads, N, d), 0, 2, 1, 3), B, N, C)
 }
 
 // softmaxLastAxis is graph.Softmax over the last axis, differentiated in
