@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -25,6 +26,9 @@ type benchCase struct {
 	batch, size int // size is the latent side
 	backward    bool
 	step        bool // a whole distillation step
+	// torchS is PyTorch's CPU build on a 2-core machine for the same work,
+	// the reference issue #2 sets; 0 where none was given.
+	torchS float64
 }
 
 func runBench(args []string) error {
@@ -33,6 +37,7 @@ func runBench(args []string) error {
 	repeats := fs.Int("repeats", 3, "timed repetitions after one warm-up run")
 	im2col := fs.String("conv", "auto", "convolution lowering: auto (im2col on the Go backend), im2col or native")
 	backendName := fs.String("backend", "", "backend to use (default: $GOMLX_BACKEND, else XLA when a PJRT plugin is installed, else go)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (read it with go tool pprof)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: golcm bench [flags]\n\nTimes UNet forward, forward+backward and one distillation step with random weights and prints a table.")
 		fs.PrintDefaults()
@@ -45,6 +50,17 @@ func runBench(args []string) error {
 		return err
 	}
 	fmt.Println(backend.Describe(b, choice))
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("bench: -cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("bench: -cpuprofile %s: %w", *cpuProfile, err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	opts := nn.Options{ConvIm2Col: choice.Name() == "go"}
 	switch *im2col {
 	case "im2col":
@@ -58,10 +74,10 @@ func runBench(args []string) error {
 	cases := []benchCase{
 		{preset: "tiny", batch: 2, size: 8},
 		{preset: "tiny", batch: 2, size: 8, backward: true},
-		{preset: "small", batch: 4, size: 32},
-		{preset: "small", batch: 4, size: 32, backward: true},
+		{preset: "small", batch: 4, size: 32, torchS: 0.7},
+		{preset: "small", batch: 4, size: 32, backward: true, torchS: 1.7},
 		{preset: "small", batch: 4, size: 32, step: true},
-		{preset: "sd15", batch: 1, size: 64},
+		{preset: "sd15", batch: 1, size: 64, torchS: 11},
 	}
 	want := map[string]bool{}
 	for _, w := range strings.Split(*only, ",") {
@@ -70,7 +86,7 @@ func runBench(args []string) error {
 		}
 	}
 	w := os.Stdout
-	fmt.Fprintf(w, "%-6s %-22s %5s %7s %10s %10s %10s\n", "unet", "what", "batch", "latent", "compile_s", "run_s", "peak_rss")
+	fmt.Fprintf(w, "%-6s %-22s %5s %7s %10s %10s %10s %10s\n", "unet", "what", "batch", "latent", "compile_s", "run_s", "torch_s", "peak_rss")
 	for _, c := range cases {
 		if len(want) > 0 && !want[c.preset] && !(c.step && want["step"]) {
 			continue
@@ -124,8 +140,12 @@ func benchOne(w io.Writer, b compute.Backend, opts nn.Options, c benchCase, repe
 		}
 	}
 	per := time.Since(start).Seconds() / float64(repeats)
-	fmt.Fprintf(w, "%-6s %-22s %5d %7s %10.2f %10.3f %10s\n", c.preset, what, c.batch,
-		fmt.Sprintf("%dx%d", c.size, c.size), compile.Seconds()-per, per, peakRSS())
+	torch := "-"
+	if c.torchS > 0 {
+		torch = fmt.Sprintf("%.1f", c.torchS)
+	}
+	fmt.Fprintf(w, "%-6s %-22s %5d %7s %10.2f %10.3f %10s %10s\n", c.preset, what, c.batch,
+		fmt.Sprintf("%dx%d", c.size, c.size), compile.Seconds()-per, per, torch, peakRSS())
 	return nil
 }
 

@@ -210,7 +210,7 @@ func Attention(q, k, v *Node, heads int) *Node {
 	q = TransposeAllAxes(Reshape(MulScalar(q, 1/math.Sqrt(float64(d))), B, N, heads, d), 0, 2, 1, 3) // [B,h,N,d]
 	kT := TransposeAllAxes(Reshape(k, B, M, heads, d), 0, 2, 3, 1)                                   // [B,h,d,M]
 	v = TransposeAllAxes(Reshape(v, B, M, heads, d), 0, 2, 1, 3)                                     // [B,h,M,d]
-	scores := batchedMatMul(Reshape(q, G, N, d), Reshape(kT, G, d, M))                              // [G,N,M]
+	scores := batchedMatMul(Reshape(q, G, N, d), Reshape(kT, G, d, M))                               // [G,N,M]
 	out := probsMatMul(softmaxLastAxis(scores), Reshape(v, G, M, d))                                 // [G,N,d]
 	return Reshape(TransposeAllAxes(Reshape(out, B, heads, N, d), 0, 2, 1, 3), B, N, C)
 }
