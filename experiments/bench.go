@@ -27,7 +27,7 @@ type benchCase struct {
 	backward    bool
 	step        bool // a whole distillation step
 	// torchS is PyTorch's CPU build on a 2-core machine for the same work,
-	// the reference issue #2 sets; 0 where none was given.
+	// the mark golcm is measured against; 0 where there is none.
 	torchS float64
 }
 

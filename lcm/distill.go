@@ -9,6 +9,7 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/golcm/golcm/losses"
+	"github.com/golcm/golcm/models/lora"
 	"github.com/golcm/golcm/models/nn"
 	"github.com/golcm/golcm/models/unet"
 )
@@ -43,6 +44,12 @@ type DistillConfig struct {
 	// Adapters binds the LoRA weight group to the UNet's adapter hook
 	// (LoRA mode only; see package lora).
 	Adapters func(lora *nn.Params) func(module string) nn.Adapter
+	// DropoutAdapters, when set, binds the LoRA weights with lora_dropout
+	// drawing from rng, and each step then takes Batch.DropoutSeed. Both
+	// LoRA passes drop out, the student's and the target's, with their own
+	// masks: the reference runs both through the PEFT model in train mode,
+	// where dropout stays on under no_grad.
+	DropoutAdapters func(lora *nn.Params, rng *lora.RNG) func(module string) nn.Adapter
 	// Debug adds the step's intermediates and clipped gradients to the
 	// result, for tests and inspection.
 	Debug bool
@@ -97,6 +104,8 @@ type Batch struct {
 	TextEmbeds, UncondTextEmbeds, TimeIDs *tensors.Tensor
 	Coefs                                 *StepCoefficients
 	LR                                    float64 // learning rate of this step (after the schedule)
+	// DropoutSeed seeds this step's LoRA dropout masks (DistillConfig.DropoutAdapters).
+	DropoutSeed int64
 }
 
 // StepResult reports one step.
@@ -257,6 +266,13 @@ func (d *Distiller) stepInputs(b *Batch, final bool) ([]*tensors.Tensor, error) 
 		}
 		in = append(in, tensors.FromFlatDataAndDimensions(c.WEmbedding, len(c.W), dim))
 	}
+	if d.dropsOut() {
+		state, err := RNGStateFromSeed(b.DropoutSeed)
+		if err != nil {
+			return nil, fmt.Errorf("distillation step: dropout seed: %w", err)
+		}
+		in = append(in, state)
+	}
 	if !final {
 		return in, nil
 	}
@@ -276,6 +292,9 @@ func (d *Distiller) stepInputs(b *Batch, final bool) ([]*tensors.Tensor, error) 
 func (d *Distiller) embedsGuidance() bool {
 	return d.cfg.Mode == Full && d.cfg.Student.TimeCondProjDim != nil
 }
+
+// dropsOut reports whether the LoRA adapters train with dropout.
+func (d *Distiller) dropsOut() bool { return d.cfg.Mode == LoRA && d.cfg.DropoutAdapters != nil }
 
 // builder returns the step graph for a program layout; final programs
 // update the weights, the others only return the accumulated gradients.
@@ -301,6 +320,10 @@ func (d *Distiller) build(groups []*nn.Params, l groupLayout, final bool, in []*
 	if d.embedsGuidance() {
 		wEmb = next()
 	}
+	var rng *lora.RNG
+	if d.dropsOut() {
+		rng = &lora.RNG{State: next()}
+	}
 	var decay, stepSize, bc2Sqrt *Node
 	if final {
 		decay, stepSize, bc2Sqrt = next(), next(), next()
@@ -315,7 +338,11 @@ func (d *Distiller) build(groups []*nn.Params, l groupLayout, final bool, in []*
 	studentScope := studentP.Root("")
 	studentCfg := cfg.Student
 	if cfg.Mode == LoRA {
-		studentScope = teacherP.WithAdapters(cfg.Adapters(studentP)).Root("")
+		adapters := cfg.Adapters(studentP)
+		if rng != nil {
+			adapters = cfg.DropoutAdapters(studentP, rng)
+		}
+		studentScope = teacherP.WithAdapters(adapters).Root("")
 	}
 
 	// 1. Forward noising at the start timestep and the student's prediction.

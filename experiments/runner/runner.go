@@ -181,9 +181,6 @@ func (r *run) checkSupported() error {
 	if s.Run.MixedPrecision != "no" {
 		return fmt.Errorf("run.mixed_precision = %q: only \"no\" (float32) is implemented so far", s.Run.MixedPrecision)
 	}
-	if s.Distill.Mode == "lora" && s.LoRA.Dropout != 0 {
-		return fmt.Errorf("lora.dropout = %v: LoRA dropout is not wired into the training step yet; use 0 (the LCM-LoRA default)", s.LoRA.Dropout)
-	}
 	return nil
 }
 
@@ -252,6 +249,9 @@ func (r *run) buildStudent() error {
 		}
 		student = r.adapters.Weights
 		cfg.Adapters = r.adapters.Lookup
+		if s.LoRA.Dropout > 0 {
+			cfg.DropoutAdapters = r.adapters.TrainingLookup
+		}
 		fmt.Fprintf(r.log, "LoRA: %d trainable parameters in %d modules\n", r.adapters.NumTrainable(), len(r.adapters.Modules))
 	}
 	cfg.Student = r.studentCfg
@@ -403,6 +403,10 @@ func (r *run) stepBatch(ctx context.Context) (*lcm.Batch, error) {
 	out := &lcm.Batch{
 		Latents: latents, Noise: noise, PromptEmbeds: cond.Context, UncondEmbeds: uncond.Context,
 		Coefs: coefs, LR: s.Optim.LR * mult,
+	}
+	if s.Distill.Mode == "lora" && s.LoRA.Dropout > 0 {
+		// From the run's generator, so a resumed run draws the same masks.
+		out.DropoutSeed = int64(rand.New(r.rng).Uint64() >> 1)
 	}
 	if r.pipe.UNet.Config.TextTime() {
 		out.TextEmbeds, out.UncondTextEmbeds = cond.TextEmbeds, uncond.TextEmbeds

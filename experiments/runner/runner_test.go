@@ -38,36 +38,8 @@ func tinySpec(t *testing.T, teacherDir, out string) spec.Spec {
 // order, the random draws, the weights and the optimizer state all came back.
 func TestResumeKeepsDataOrder(t *testing.T) {
 	root := t.TempDir()
-	teacher := filepath.Join(root, "teacher")
-	whole, err := Run(context.Background(), tinySpec(t, teacher, filepath.Join(root, "whole")), Options{Log: io.Discard, NoProgress: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(whole.Losses) != 6 {
-		t.Fatalf("uninterrupted run took %d steps, want 6", len(whole.Losses))
-	}
 	out := filepath.Join(root, "killed")
-	s := tinySpec(t, teacher, out)
-	_, err = Run(context.Background(), s, Options{Log: io.Discard, NoProgress: true, StopAfter: 3})
-	if !errors.Is(err, ErrInterrupted) {
-		t.Fatalf("killed run: %v, want ErrInterrupted", err)
-	}
-	s.Run.Resume = "latest"
-	resumed, err := Run(context.Background(), s, Options{Log: io.Discard, NoProgress: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The kill came after step 3; the last checkpoint was step 2, so the
-	// resumed run recomputes steps 3..6.
-	if len(resumed.Losses) != 4 {
-		t.Fatalf("resumed run took %d steps, want 4", len(resumed.Losses))
-	}
-	for i, loss := range resumed.Losses {
-		if want := whole.Losses[2+i]; loss != want {
-			t.Errorf("step %d: resumed loss %v, uninterrupted %v", 3+i, loss, want)
-		}
-	}
-	t.Logf("uninterrupted losses %v; resumed %v", whole.Losses, resumed.Losses)
+	resumed := checkResumeMatches(t, root, out, func(*spec.Spec) {})
 
 	// The export loads back into the UNet and holds the final student.
 	m, err := unet.Load(filepath.Join(out, "unet"), "")
@@ -94,6 +66,68 @@ func TestResumeKeepsDataOrder(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Errorf("missing artifact: %v", err)
 		}
+	}
+}
+
+// checkResumeMatches runs the tiny experiment (changed by mutate) once
+// without a stop and once killed after step 3 and resumed into out: the
+// resumed run recomputes steps 3..6 with the uninterrupted run's losses.
+func checkResumeMatches(t *testing.T, root, out string, mutate func(*spec.Spec)) *Result {
+	t.Helper()
+	teacher := filepath.Join(root, "teacher")
+	ws := tinySpec(t, teacher, filepath.Join(root, "whole"))
+	mutate(&ws)
+	whole, err := Run(context.Background(), ws, Options{Log: io.Discard, NoProgress: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(whole.Losses) != 6 {
+		t.Fatalf("uninterrupted run took %d steps, want 6", len(whole.Losses))
+	}
+	s := tinySpec(t, teacher, out)
+	mutate(&s)
+	_, err = Run(context.Background(), s, Options{Log: io.Discard, NoProgress: true, StopAfter: 3})
+	if !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("killed run: %v, want ErrInterrupted", err)
+	}
+	s.Run.Resume = "latest"
+	resumed, err := Run(context.Background(), s, Options{Log: io.Discard, NoProgress: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The kill came after step 3; the last checkpoint was step 2, so the
+	// resumed run recomputes steps 3..6.
+	if len(resumed.Losses) != 4 {
+		t.Fatalf("resumed run took %d steps, want 4", len(resumed.Losses))
+	}
+	for i, loss := range resumed.Losses {
+		if want := whole.Losses[2+i]; loss != want {
+			t.Errorf("step %d: resumed loss %v, uninterrupted %v", 3+i, loss, want)
+		}
+	}
+	t.Logf("uninterrupted losses %v; resumed %v", whole.Losses, resumed.Losses)
+	return resumed
+}
+
+// TestLoRADropoutRunResumes: LoRA dropout draws its masks from the run's
+// seed, so a killed and resumed run repeats the uninterrupted one's losses,
+// and the masks do act (the losses differ from a run without dropout).
+func TestLoRADropoutRunResumes(t *testing.T) {
+	root := t.TempDir()
+	lora := func(dropout float64) func(*spec.Spec) {
+		return func(s *spec.Spec) {
+			s.Distill.Mode, s.LoRA.Rank, s.LoRA.Alpha, s.LoRA.Dropout = "lora", 4, 8, dropout
+		}
+	}
+	resumed := checkResumeMatches(t, root, filepath.Join(root, "killed"), lora(0.3))
+	s := tinySpec(t, filepath.Join(root, "teacher"), filepath.Join(root, "nodropout"))
+	lora(0)(&s)
+	plain, err := Run(context.Background(), s, Options{Log: io.Discard, NoProgress: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := len(plain.Losses) - 1; plain.Losses[last] == resumed.Losses[len(resumed.Losses)-1] {
+		t.Errorf("final loss %v with and without lora.dropout: the masks do nothing", plain.Losses[last])
 	}
 }
 
@@ -176,7 +210,6 @@ func TestUnsupportedSettingsAreErrors(t *testing.T) {
 	root := t.TempDir()
 	for key, mutate := range map[string]func(*spec.Spec){
 		"run.mixed_precision": func(s *spec.Spec) { s.Run.MixedPrecision = "bf16" },
-		"lora.dropout":        func(s *spec.Spec) { s.Distill.Mode, s.LoRA.Dropout = "lora", 0.1 },
 	} {
 		s := tinySpec(t, filepath.Join(root, "teacher"), filepath.Join(root, "x"))
 		mutate(&s)

@@ -90,7 +90,9 @@ type LoRASpec struct {
 	Rank int `toml:"rank"`
 	// Alpha scales the adapter output by alpha/rank. Default 64.
 	Alpha float64 `toml:"alpha"`
-	// Dropout is the probability of dropping adapter inputs while training. Default 0.
+	// Dropout is the probability of dropping adapter inputs while training (PEFT's lora_dropout),
+	// in the student and the target pass alike, as the reference's train-mode model does; the masks
+	// come from the run's seed, so a resumed run draws the same ones. Default 0.
 	Dropout float64 `toml:"dropout"`
 	// Targets are module-name suffixes of the UNet that get an adapter (a module matches when its
 	// full name equals a target or ends with "."+target). Default: the LCM-LoRA list, every

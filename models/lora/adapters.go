@@ -141,8 +141,7 @@ func (l *layer) Apply(s nn.Scope, x, y *Node, conv *nn.ConvParams) *Node {
 	}
 	var h *Node
 	if conv == nil {
-		h = DotGeneral(x, []int{x.Rank() - 1}, nil, A, []int{1}, nil)
-		h = DotGeneral(h, []int{h.Rank() - 1}, nil, B, []int{1}, nil)
+		h = nn.LinearNoBias(nn.LinearNoBias(x, A), B)
 	} else {
 		im2col := s.Params().Options().ConvIm2Col
 		h = nn.Conv2dWith(x, A, *conv, im2col)

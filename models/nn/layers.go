@@ -17,7 +17,7 @@ func Linear(s Scope, x *Node) *Node {
 		panic(fmt.Errorf("%s: input has %d features, weight %v wants %d",
 			s.Path(), x.Shape().Dimensions[x.Rank()-1], w.Shape().Dimensions, w.Shape().Dimensions[1]))
 	}
-	y := linear(x, w)
+	y := LinearNoBias(x, w)
 	if b := s.Optional("bias"); b != nil {
 		y = Add(y, ExpandLeftToRank(b, y.Rank()))
 	}

@@ -90,9 +90,10 @@ func convMatMul(w, cols *Node) *Node {
 		})
 }
 
-// linear is x[…,in]·wᵀ for a torch weight w[out,in]. ∂x = v·w needs no
-// transpose; ∂w = vᵀ·x moves v alone, where GoMLX's gradient moves v and x.
-func linear(x, w *Node) *Node {
+// LinearNoBias is x[…,in]·wᵀ for a torch weight w[out,in], torch.nn.Linear
+// without its bias. ∂x = v·w needs no transpose; ∂w = vᵀ·x moves v alone,
+// where GoMLX's gradient moves v and x.
+func LinearNoBias(x, w *Node) *Node {
 	last := x.Rank() - 1
 	return dotWithGradients(x, []int{last}, nil, w, []int{1}, nil,
 		func(_, w, v *Node) *Node { return DotGeneral(v, []int{last}, nil, w, []int{0}, nil) },

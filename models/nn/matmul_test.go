@@ -39,7 +39,7 @@ func TestProductGradientsMatchAutodiff(t *testing.T) {
 			product{"conv", []int{2, sz.o, 3 * n}, []int{2, 3 * n, n + 32}, convMatMul, batched},
 		)
 	}
-	cases = append(cases, product{"linear", []int{2, 7, 12}, []int{5, 12}, linear,
+	cases = append(cases, product{"linear", []int{2, 7, 12}, []int{5, 12}, LinearNoBias,
 		func(x, w *Node) *Node { return DotGeneral(x, []int{2}, nil, w, []int{1}, nil) }})
 	for _, c := range cases {
 		a, bb := NormalTensor(rng, c.aDims...), NormalTensor(rng, c.bDims...)
