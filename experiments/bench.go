@@ -61,7 +61,7 @@ func runBench(args []string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	opts := nn.Options{ConvIm2Col: choice.Name() == "go"}
+	opts := nn.ForBackend(choice.Name())
 	switch *im2col {
 	case "im2col":
 		opts.ConvIm2Col = true

@@ -91,7 +91,7 @@ Samples images in a few steps with an LCMScheduler, as diffusers' LatentConsiste
 		return err
 	}
 	fmt.Println(backend.Describe(b, choice))
-	opts := nn.Options{ConvIm2Col: choice.Name() == "go"}
+	opts := nn.ForBackend(choice.Name())
 
 	start := time.Now()
 	p, err := pipeline.Load(*model, *revision, *variant, *vaeOverride)

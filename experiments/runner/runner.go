@@ -126,7 +126,8 @@ func (r *run) execute(ctx context.Context) (*Result, error) {
 	}
 	r.backend = b
 	r.result.Backend = choice.Config
-	r.nnOpts = nn.Options{ConvIm2Col: choice.Name() == "go", GradientCheckpointing: s.Run.GradientCheckpointing}
+	r.nnOpts = nn.ForBackend(choice.Name())
+	r.nnOpts.GradientCheckpointing = s.Run.GradientCheckpointing
 	fmt.Fprintln(r.log, backend.Describe(b, choice))
 
 	if err := os.MkdirAll(out, 0o755); err != nil {

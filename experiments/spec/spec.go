@@ -238,7 +238,8 @@ type RunSpec struct {
 	// LogEvery appends a line to output_dir/metrics.jsonl every N optimizer steps. Default 10.
 	LogEvery int `toml:"log_every"`
 	// Backend is the GoMLX backend configuration, "go" or "xla" with an optional ":config" (e.g.
-	// "xla:cuda"); "" uses $GOMLX_BACKEND, else GoMLX's default. Default "".
+	// "xla:cuda", or "go:ops_sequential" for less peak memory on the pure-Go backend); "" uses
+	// $GOMLX_BACKEND, else XLA when a PJRT plugin is installed, else the pure-Go backend. Default "".
 	Backend string `toml:"backend"`
 	// MixedPrecision is the dtype of the frozen networks and activations: "no" (float32), "fp16" or
 	// "bf16"; trained weights stay float32. Default "no".

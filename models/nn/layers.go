@@ -190,7 +190,8 @@ func UpsampleNearest2x(x *Node) *Node {
 }
 
 // Attention is multi-head scaled dot-product attention of q [B,N,C] over
-// k, v [B,M,C] with heads heads: softmax(q·kᵀ/√d)·v per head.
+// k, v [B,M,C] with heads heads: softmax(q·kᵀ/√d)·v per head, split into
+// Options.AttentionChunks independent parts along batch×heads.
 //
 // Both products are laid out as [B·h, rows, K]·[B·h, K, cols], the "matmul"
 // layout the Go backend's SIMD kernels run fastest (its q·kᵀ kernel for
@@ -198,7 +199,7 @@ func UpsampleNearest2x(x *Node) *Node {
 // output are transposed, never the N×M scores, in the forward pass and (see
 // batchedMatMul, probsMatMul) in the backward pass. The 1/√d scale is
 // applied to q, which is M times smaller than the scores.
-func Attention(q, k, v *Node, heads int) *Node {
+func Attention(s Scope, q, k, v *Node, heads int) *Node {
 	qd, kd := q.Shape().Dimensions, k.Shape().Dimensions
 	B, N, C := qd[0], qd[1], qd[2]
 	M := kd[1]
@@ -210,8 +211,23 @@ func Attention(q, k, v *Node, heads int) *Node {
 	q = TransposeAllAxes(Reshape(MulScalar(q, 1/math.Sqrt(float64(d))), B, N, heads, d), 0, 2, 1, 3) // [B,h,N,d]
 	kT := TransposeAllAxes(Reshape(k, B, M, heads, d), 0, 2, 3, 1)                                   // [B,h,d,M]
 	v = TransposeAllAxes(Reshape(v, B, M, heads, d), 0, 2, 1, 3)                                     // [B,h,M,d]
-	scores := batchedMatMul(Reshape(q, G, N, d), Reshape(kT, G, d, M))                               // [G,N,M]
-	out := probsMatMul(softmaxLastAxis(scores), Reshape(v, G, M, d))                                 // [G,N,d]
+	qg, kg, vg := Reshape(q, G, N, d), Reshape(kT, G, d, M), Reshape(v, G, M, d)
+	chunks := min(max(s.p.opts.AttentionChunks, 1), G)
+	outs := make([]*Node, chunks)
+	for c := range chunks {
+		part := func(x *Node) *Node {
+			if chunks == 1 {
+				return x
+			}
+			return Slice(x, AxisRange(c*G/chunks, (c+1)*G/chunks))
+		}
+		scores := batchedMatMul(part(qg), part(kg))              // [G/chunks,N,M]
+		outs[c] = probsMatMul(softmaxLastAxis(scores), part(vg)) // [G/chunks,N,d]
+	}
+	out := outs[0]
+	if chunks > 1 {
+		out = Concatenate(outs, 0)
+	}
 	return Reshape(TransposeAllAxes(Reshape(out, B, heads, N, d), 0, 2, 1, 3), B, N, C)
 }
 

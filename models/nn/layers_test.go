@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -48,17 +49,27 @@ func TestConvLoweringsAgree(t *testing.T) {
 			}
 			results[i] = outs
 		}
-		for j, what := range []string{"output", "grad x", "grad w"} {
-			a, _, _ := TensorFloat32(results[0][j])
-			bb, dims, _ := TensorFloat32(results[1][j])
-			scale := 0.0
-			for _, v := range a {
-				scale = math.Max(scale, math.Abs(float64(v)))
-			}
-			// float32 sums in another order: relative 1e-5 of the largest value.
-			if d := maxAbs(a, bb); d > 1e-5*math.Max(1, scale) {
-				t.Errorf("k=%d stride=%d pad=%v: %s %v differs by %g", c.k, c.stride, c.pad, what, dims, d)
-			}
+		label := fmt.Sprintf("k=%d stride=%d pad=%v", c.k, c.stride, c.pad)
+		assertClose(t, label, []string{"output", "grad x", "grad w"}, results[1], results[0])
+	}
+}
+
+// assertClose checks got[j] against want[j], named names[j], to float32
+// sums in another order: 1e-5 of the largest |want| (at least 1e-5). An
+// all-zero want fails too: a gradient that never arrives must not pass.
+func assertClose(t *testing.T, label string, names []string, got, want []*tensors.Tensor) {
+	t.Helper()
+	for j, what := range names {
+		g, dims, _ := TensorFloat32(got[j])
+		w, _, _ := TensorFloat32(want[j])
+		scale := 0.0
+		for _, v := range w {
+			scale = math.Max(scale, math.Abs(float64(v)))
+		}
+		d := maxAbs(g, w)
+		t.Logf("%s: %s %v max |diff| %.3g (scale %.3g)", label, what, dims, d, scale)
+		if d > 1e-5*math.Max(1, scale) || scale == 0 {
+			t.Errorf("%s: %s %v differs by %g (scale %g)", label, what, dims, d, scale)
 		}
 	}
 }

@@ -1,7 +1,7 @@
 package nn
 
 import (
-	"math"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 
@@ -66,17 +66,41 @@ func TestProductGradientsMatchAutodiff(t *testing.T) {
 			}
 			got[i] = outs
 		}
-		for j, what := range []string{"product", "∂a", "∂b"} {
-			custom, dims, _ := TensorFloat32(got[0][j])
-			plain, _, _ := TensorFloat32(got[1][j])
-			scale := 0.0
-			for _, v := range plain {
-				scale = math.Max(scale, math.Abs(float64(v)))
-			}
-			d := maxAbs(custom, plain)
-			t.Logf("%s a%v b%v: %s %v max |diff| %.3g (scale %.3g)", c.name, c.aDims, c.bDims, what, dims, d, scale)
-			if d > 1e-5*math.Max(1, scale) || scale == 0 {
-				t.Errorf("%s a%v b%v: %s differs from autodiff by %g (scale %g)", c.name, c.aDims, c.bDims, what, d, scale)
+		label := fmt.Sprintf("%s a%v b%v, custom vs autodiff", c.name, c.aDims, c.bDims)
+		assertClose(t, label, []string{"product", "∂a", "∂b"}, got[0], got[1])
+	}
+}
+
+// TestAttentionChunksAreExact: splitting attention into parts along
+// batch×heads (Options.AttentionChunks) changes nothing, output or
+// gradients, bit for bit, including a count that does not divide B·heads.
+func TestAttentionChunksAreExact(t *testing.T) {
+	b, _, err := backend.Default("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	q, k, v := NormalTensor(rng, 2, 9, 12), NormalTensor(rng, 2, 7, 12), NormalTensor(rng, 2, 7, 12)
+	var ref []*tensors.Tensor
+	for _, chunks := range []int{1, 2, 3, 6} {
+		outs, err := ExecOnceN(b, func(q, k, v *Node) []*Node {
+			s := NewParams(nil, nil, Options{AttentionChunks: chunks}).Root("")
+			y := Attention(s, q, k, v, 3)
+			loss := ReduceAllSum(Mul(Mul(y, y), Cos(Iota(y.Graph(), y.Shape(), 2))))
+			return append([]*Node{y}, Gradient(loss, q, k, v)...)
+		}, q, k, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ref == nil {
+			ref = outs
+			continue
+		}
+		for j, what := range []string{"output", "∂q", "∂k", "∂v"} {
+			got, _, _ := TensorFloat32(outs[j])
+			want, _, _ := TensorFloat32(ref[j])
+			if d := maxAbs(got, want); d != 0 {
+				t.Errorf("%d chunks: %s differs from one part by %g", chunks, what, d)
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package nn
 
 import (
 	"fmt"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,6 +26,23 @@ type Options struct {
 	// weights and inputs are converted to it on entry and float outputs back
 	// to float32 on exit. Zero means float32.
 	ComputeDType dtypes.DType
+	// AttentionChunks splits each attention into this many independent
+	// parts along batch×heads (0 and 1: one). The Go backend runs its
+	// softmax on one core but independent ops at once, so one part per core
+	// runs the softmax on every core: a small-UNet forward measured 20–30%
+	// faster with 2 parts on 2 cores. Rows never mix, so results are
+	// bit-identical for any count.
+	AttentionChunks int
+}
+
+// ForBackend returns the lowerings that run fastest on the GoMLX backend
+// named name ("go" or "xla"): on the pure-Go backend im2col convolutions
+// and one attention part per core; XLA fuses and schedules by itself.
+func ForBackend(name string) Options {
+	if name != "go" {
+		return Options{}
+	}
+	return Options{ConvIm2Col: true, AttentionChunks: runtime.GOMAXPROCS(0)}
 }
 
 // Adapter adds a low-rank update to a Linear or Conv2d layer's output; see

@@ -95,7 +95,7 @@ func attention(s nn.Scope, x, context *Node, heads int) *Node {
 	q := nn.Linear(s.In("to_q"), x)
 	k := nn.Linear(s.In("to_k"), context)
 	v := nn.Linear(s.In("to_v"), context)
-	return nn.Linear(s.In("to_out", 0), nn.Attention(q, k, v, heads))
+	return nn.Linear(s.In("to_out", 0), nn.Attention(s, q, k, v, heads))
 }
 
 // geglu is FeedForward(activation_fn="geglu"): proj to 2×inner, the first half

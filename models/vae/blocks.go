@@ -55,7 +55,7 @@ func (m model) attention(s nn.Scope, x *Node) *Node {
 	q := nn.Linear(s.In("to_q"), tokens)
 	k := nn.Linear(s.In("to_k"), tokens)
 	v := nn.Linear(s.In("to_v"), tokens)
-	out := nn.Linear(s.In("to_out", 0), nn.Attention(q, k, v, 1))
+	out := nn.Linear(s.In("to_out", 0), nn.Attention(s, q, k, v, 1))
 	out = Reshape(TransposeAllAxes(out, 0, 2, 1), B, C, H, W)
 	return Add(out, x)
 }
