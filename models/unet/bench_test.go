@@ -28,7 +28,7 @@ func benchUNet(b *testing.B, preset string, batch, size int, backward bool) {
 	}
 	in := unet.RandomInputs(rand.New(rand.NewPCG(1, 2)), cfg, batch, size)
 	weights := nn.RandomWeights(cfg.ParamShapes(), 1, 1)
-	opts := nn.Options{ConvIm2Col: choice.Name() == "go"}
+	opts := nn.ForBackend(choice.Name())
 	prog, err := unet.CompileProbe(be, cfg, weights, opts, backward)
 	if err != nil {
 		b.Fatal(err)
