@@ -175,6 +175,9 @@ func (r *run) execute(ctx context.Context) (*Result, error) {
 	return &r.result, nil
 }
 
+// loraDropout reports whether the run trains LoRA adapters with dropout.
+func (r *run) loraDropout() bool { return r.spec.Distill.Mode == "lora" && r.spec.LoRA.Dropout > 0 }
+
 // checkSupported refuses spec values this version of the runner does not
 // implement, rather than ignoring them.
 func (r *run) checkSupported() error {
@@ -250,7 +253,7 @@ func (r *run) buildStudent() error {
 		}
 		student = r.adapters.Weights
 		cfg.Adapters = r.adapters.Lookup
-		if s.LoRA.Dropout > 0 {
+		if r.loraDropout() {
 			cfg.DropoutAdapters = r.adapters.TrainingLookup
 		}
 		fmt.Fprintf(r.log, "LoRA: %d trainable parameters in %d modules\n", r.adapters.NumTrainable(), len(r.adapters.Modules))
@@ -405,7 +408,7 @@ func (r *run) stepBatch(ctx context.Context) (*lcm.Batch, error) {
 		Latents: latents, Noise: noise, PromptEmbeds: cond.Context, UncondEmbeds: uncond.Context,
 		Coefs: coefs, LR: s.Optim.LR * mult,
 	}
-	if s.Distill.Mode == "lora" && s.LoRA.Dropout > 0 {
+	if r.loraDropout() {
 		// From the run's generator, so a resumed run draws the same masks.
 		out.DropoutSeed = int64(rand.New(r.rng).Uint64() >> 1)
 	}

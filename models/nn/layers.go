@@ -212,22 +212,14 @@ func Attention(s Scope, q, k, v *Node, heads int) *Node {
 	kT := TransposeAllAxes(Reshape(k, B, M, heads, d), 0, 2, 3, 1)                                   // [B,h,d,M]
 	v = TransposeAllAxes(Reshape(v, B, M, heads, d), 0, 2, 1, 3)                                     // [B,h,M,d]
 	qg, kg, vg := Reshape(q, G, N, d), Reshape(kT, G, d, M), Reshape(v, G, M, d)
-	chunks := min(max(s.p.opts.AttentionChunks, 1), G)
+	chunks := Parts(s.p.opts.AttentionChunks, G)
 	outs := make([]*Node, chunks)
 	for c := range chunks {
-		part := func(x *Node) *Node {
-			if chunks == 1 {
-				return x
-			}
-			return Slice(x, AxisRange(c*G/chunks, (c+1)*G/chunks))
-		}
+		part := func(x *Node) *Node { return BatchPart(x, c, chunks) }
 		scores := batchedMatMul(part(qg), part(kg))              // [G/chunks,N,M]
 		outs[c] = probsMatMul(softmaxLastAxis(scores), part(vg)) // [G/chunks,N,d]
 	}
-	out := outs[0]
-	if chunks > 1 {
-		out = Concatenate(outs, 0)
-	}
+	out := Concatenate(outs, 0)
 	return Reshape(TransposeAllAxes(Reshape(out, B, heads, N, d), 0, 2, 1, 3), B, N, C)
 }
 
@@ -278,4 +270,18 @@ func SinusoidalEmbedding(t *Node, dim int, flip bool, shift float64) *Node {
 		emb = Concatenate([]*Node{emb, Zeros(g, shapes.Make(emb.DType(), B, 1))}, 1)
 	}
 	return emb
+}
+
+// Parts is how many parts a batch of n splits into when requested ask
+// (Options.AttentionChunks, Options.BatchChunks): at least one, at most n.
+func Parts(ask, n int) int { return min(max(ask, 1), n) }
+
+// BatchPart is part c of x split into parts near-equal pieces along axis 0;
+// x itself when parts is 1, nil when x is nil (an absent optional input).
+func BatchPart(x *Node, c, parts int) *Node {
+	if x == nil || parts == 1 {
+		return x
+	}
+	n := x.Shape().Dimensions[0]
+	return Slice(x, AxisRange(c*n/parts, (c+1)*n/parts))
 }

@@ -43,20 +43,13 @@ type model struct {
 // at once (the Go backend) runs each part's single-threaded ops on its own
 // core.
 func Forward(s nn.Scope, cfg *Config, in Inputs) *Node {
-	B := in.Sample.Shape().Dimensions[0]
-	parts := min(max(s.Params().Options().BatchChunks, 1), B)
-	if parts == 1 {
-		return forward(s, cfg, in)
+	if in.Sample.Rank() != 4 {
+		return forward(s, cfg, in) // which says what shape it wants
 	}
+	parts := nn.Parts(s.Params().Options().BatchChunks, in.Sample.Shape().Dimensions[0])
 	outs := make([]*Node, parts)
 	for c := range parts {
-		lo, hi := c*B/parts, (c+1)*B/parts
-		cut := func(x *Node) *Node {
-			if x == nil {
-				return nil
-			}
-			return Slice(x, AxisRange(lo, hi))
-		}
+		cut := func(x *Node) *Node { return nn.BatchPart(x, c, parts) }
 		outs[c] = forward(s, cfg, Inputs{Sample: cut(in.Sample), Timesteps: cut(in.Timesteps), Context: cut(in.Context),
 			TimestepCond: cut(in.TimestepCond), TextEmbeds: cut(in.TextEmbeds), TimeIDs: cut(in.TimeIDs)})
 	}
