@@ -1,45 +1,35 @@
 package unet
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/golcm/golcm/models/nn"
+)
 
 // ParamShapes lists every weight the config's UNet has, by diffusers name,
 // with its shape. It is the schema CheckWeights compares a checkpoint with
 // and random initialisation fills.
 func (c *Config) ParamShapes() map[string][]int {
-	p := map[string][]int{}
-	linear := func(name string, in, out int, bias bool) {
-		p[name+".weight"] = []int{out, in}
-		if bias {
-			p[name+".bias"] = []int{out}
-		}
-	}
-	conv := func(name string, in, out, k int) {
-		p[name+".weight"] = []int{out, in, k, k}
-		p[name+".bias"] = []int{out}
-	}
-	norm := func(name string, ch int) {
-		p[name+".weight"] = []int{ch}
-		p[name+".bias"] = []int{ch}
-	}
+	p := nn.Schema{}
 	temb := c.TimeEmbedDim()
 	resnet := func(name string, in, out int) {
-		norm(name+".norm1", in)
-		conv(name+".conv1", in, out, 3)
-		linear(name+".time_emb_proj", temb, out, true)
-		norm(name+".norm2", out)
-		conv(name+".conv2", out, out, 3)
+		p.Norm(name+".norm1", in)
+		p.Conv(name+".conv1", in, out, 3)
+		p.Linear(name+".time_emb_proj", temb, out, true)
+		p.Norm(name+".norm2", out)
+		p.Conv(name+".conv2", out, out, 3)
 		if in != out {
-			conv(name+".conv_shortcut", in, out, 1)
+			p.Conv(name+".conv_shortcut", in, out, 1)
 		}
 	}
 	transformer := func(name string, ch, cross, layers int) {
-		norm(name+".norm", ch)
+		p.Norm(name+".norm", ch)
 		if c.UseLinearProjection {
-			linear(name+".proj_in", ch, ch, true)
-			linear(name+".proj_out", ch, ch, true)
+			p.Linear(name+".proj_in", ch, ch, true)
+			p.Linear(name+".proj_out", ch, ch, true)
 		} else {
-			conv(name+".proj_in", ch, ch, 1)
-			conv(name+".proj_out", ch, ch, 1)
+			p.Conv(name+".proj_in", ch, ch, 1)
+			p.Conv(name+".proj_out", ch, ch, 1)
 		}
 		for k := range layers {
 			b := fmt.Sprintf("%s.transformer_blocks.%d", name, k)
@@ -47,29 +37,29 @@ func (c *Config) ParamShapes() map[string][]int {
 				name string
 				ctx  int
 			}{{"attn1", ch}, {"attn2", cross}} {
-				linear(b+"."+a.name+".to_q", ch, ch, false)
-				linear(b+"."+a.name+".to_k", a.ctx, ch, false)
-				linear(b+"."+a.name+".to_v", a.ctx, ch, false)
-				linear(b+"."+a.name+".to_out.0", ch, ch, true)
+				p.Linear(b+"."+a.name+".to_q", ch, ch, false)
+				p.Linear(b+"."+a.name+".to_k", a.ctx, ch, false)
+				p.Linear(b+"."+a.name+".to_v", a.ctx, ch, false)
+				p.Linear(b+"."+a.name+".to_out.0", ch, ch, true)
 			}
 			for _, n := range []string{"norm1", "norm2", "norm3"} {
-				norm(b+"."+n, ch)
+				p.Norm(b+"."+n, ch)
 			}
-			linear(b+".ff.net.0.proj", ch, ch*8, true)
-			linear(b+".ff.net.2", ch*4, ch, true)
+			p.Linear(b+".ff.net.0.proj", ch, ch*8, true)
+			p.Linear(b+".ff.net.2", ch*4, ch, true)
 		}
 	}
 
 	boc := c.BlockOutChannels
-	conv("conv_in", c.InChannels, boc[0], c.ConvInKernel)
-	linear("time_embedding.linear_1", boc[0], temb, true)
-	linear("time_embedding.linear_2", temb, temb, true)
+	p.Conv("conv_in", c.InChannels, boc[0], c.ConvInKernel)
+	p.Linear("time_embedding.linear_1", boc[0], temb, true)
+	p.Linear("time_embedding.linear_2", temb, temb, true)
 	if c.TimeCondProjDim != nil {
-		linear("time_embedding.cond_proj", *c.TimeCondProjDim, boc[0], false)
+		p.Linear("time_embedding.cond_proj", *c.TimeCondProjDim, boc[0], false)
 	}
 	if c.TextTime() {
-		linear("add_embedding.linear_1", *c.ProjectionClassEmbedsDim, temb, true)
-		linear("add_embedding.linear_2", temb, temb, true)
+		p.Linear("add_embedding.linear_1", *c.ProjectionClassEmbedsDim, temb, true)
+		p.Linear("add_embedding.linear_2", temb, temb, true)
 	}
 	ch := boc[0]
 	skips := []int{ch}
@@ -84,7 +74,7 @@ func (c *Config) ParamShapes() map[string][]int {
 			skips = append(skips, ch)
 		}
 		if i < len(boc)-1 {
-			conv(fmt.Sprintf("down_blocks.%d.downsamplers.0.conv", i), ch, ch, 3)
+			p.Conv(fmt.Sprintf("down_blocks.%d.downsamplers.0.conv", i), ch, ch, 3)
 			skips = append(skips, ch)
 		}
 	}
@@ -104,10 +94,10 @@ func (c *Config) ParamShapes() map[string][]int {
 			}
 		}
 		if i < len(boc)-1 {
-			conv(fmt.Sprintf("up_blocks.%d.upsamplers.0.conv", i), ch, ch, 3)
+			p.Conv(fmt.Sprintf("up_blocks.%d.upsamplers.0.conv", i), ch, ch, 3)
 		}
 	}
-	norm("conv_norm_out", boc[0])
-	conv("conv_out", boc[0], c.OutChannels, c.ConvOutKernel)
+	p.Norm("conv_norm_out", boc[0])
+	p.Conv("conv_out", boc[0], c.OutChannels, c.ConvOutKernel)
 	return p
 }
