@@ -13,13 +13,14 @@ package golden
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/gomlx/gomlx/core/tensors"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/golcm/golcm/models/safetensors"
 )
@@ -329,4 +330,15 @@ func (s *Sidecar) Int64(t testing.TB, entry string) ([]int64, []int) {
 		return nil, nil
 	}
 	return v, tensor.Shape
+}
+
+// Host copies a float32 result tensor to the host, failing the test on any
+// other dtype. (Not nn.TensorFloat32: nn imports hub, whose tests import this package.)
+func Host(t testing.TB, x *tensors.Tensor) ([]float32, []int) {
+	t.Helper()
+	data, err := tensors.CopyFlatData[float32](x)
+	if err != nil {
+		t.Fatalf("%v (dtype %s)", err, x.DType())
+	}
+	return data, x.Shape().Dimensions
 }

@@ -16,15 +16,6 @@ import (
 	"github.com/golcm/golcm/models/tokenizer"
 )
 
-func host(t *testing.T, x *tensors.Tensor) ([]float32, []int) {
-	t.Helper()
-	data, dims, err := nn.TensorFloat32(x)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data, dims
-}
-
 // ids returns rows of a stored [B, L] token-id entry as an int64 tensor
 // (every row when rows is empty).
 func ids(t *testing.T, s *golden.Sidecar, entry string, rows ...int) *tensors.Tensor {
@@ -63,7 +54,7 @@ func encode(t *testing.T, b compute.Backend, m *clip.Model, x *tensors.Tensor) *
 
 func check(t *testing.T, s *golden.Sidecar, entry string, x *tensors.Tensor) {
 	t.Helper()
-	got, dims := host(t, x)
+	got, dims := golden.Host(t, x)
 	s.CheckFloat32(t, entry, got, dims)
 }
 
@@ -71,7 +62,7 @@ func check(t *testing.T, s *golden.Sidecar, entry string, x *tensors.Tensor) {
 // stage) with the tolerance of the entry that measured the same computation.
 func checkAs(t *testing.T, s *golden.Sidecar, entry, tolFrom string, x *tensors.Tensor) {
 	t.Helper()
-	got, dims := host(t, x)
+	got, dims := golden.Host(t, x)
 	s.CheckFloat32Tol(t, entry, got, dims, s.Entries[tolFrom].Tol)
 }
 
@@ -256,8 +247,8 @@ func TestPooledAtFirstEOS(t *testing.T) {
 
 	m.Config.EOSTokenID = 3 // never in these prompts
 	o = encode(t, b, m, ids(t, s, "tok.input_ids"))
-	pooled, _ := host(t, o.Pooled)
-	last, _ := host(t, o.LastHiddenState)
+	pooled, _ := golden.Host(t, o.Pooled)
+	last, _ := golden.Host(t, o.LastHiddenState)
 	const L, D = 77, 32
 	for r := range len(pooled) / D {
 		if !slices.Equal(pooled[r*D:(r+1)*D], last[r*L*D:r*L*D+D]) {

@@ -13,15 +13,6 @@ import (
 	"github.com/golcm/golcm/models/vae"
 )
 
-func host(t *testing.T, x *tensors.Tensor) ([]float32, []int) {
-	t.Helper()
-	data, dims, err := nn.TensorFloat32(x)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data, dims
-}
-
 // TestGoldenVAE checks encode (posterior mean and log-variance) and decode
 // against diffusers' AutoencoderKL, one image per chunk with im2col
 // convolutions and the whole batch with native ones; and the LCM pipeline's
@@ -51,16 +42,16 @@ func TestGoldenVAE(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				got, dims := host(t, post.Mean)
+				got, dims := golden.Host(t, post.Mean)
 				s.CheckFloat32(t, "vae.latent_mean", got, dims)
-				got, dims = host(t, post.LogVar)
+				got, dims = golden.Host(t, post.LogVar)
 				s.CheckFloat32(t, "vae.latent_logvar", got, dims)
 
 				dec, err := r.Decode(s.Tensor(t, "vae.latents"), c.chunk)
 				if err != nil {
 					t.Fatal(err)
 				}
-				got, dims = host(t, dec)
+				got, dims = golden.Host(t, dec)
 				s.CheckFloat32(t, "vae.decoded", got, dims)
 			}
 			if s.Has("pipe.image_raw") {
@@ -68,7 +59,7 @@ func TestGoldenVAE(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				got, dims := host(t, img)
+				got, dims := golden.Host(t, img)
 				s.CheckFloat32(t, "pipe.image_raw", got, dims)
 			}
 			r.Finalize()
@@ -104,7 +95,7 @@ func TestEncodeLatentsSamplesAndScales(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, _ := host(t, z)
+		got, _ := golden.Host(t, z)
 		worst := 0.0
 		for i := range got {
 			want := float64(mean[i])
