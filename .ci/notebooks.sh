@@ -14,8 +14,8 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 
 gonb_version=v0.11.3
-goimports_version=v0.52.0 # golang.org/x/tools; its latest builds with Go 1.26
-gopls_version=v0.20.0     # gopls@latest needs Go 1.27
+goimports_version=v0.52.0 # golang.org/x/tools
+gopls_version=v0.20.0
 
 update=false
 notebooks=()
@@ -31,6 +31,8 @@ if [ ${#notebooks[@]} -eq 0 ]; then
 fi
 
 export PATH="$PATH:/usr/local/go/bin"
+# go.mod needs Go 1.27.3 (fetched from the module proxy); GoNB's builds inherit both settings.
+export GOTOOLCHAIN=go1.27.3 GOEXPERIMENT=simd
 gobin=$(go env GOBIN)
 gobin=${gobin:-$(go env GOPATH)/bin}
 export PATH="$gobin:$PATH"

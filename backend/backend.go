@@ -136,7 +136,7 @@ func Describe(b compute.Backend, c Choice) string {
 }
 
 // GoKernels says which matmul kernels the pure-Go backend was built with.
-// They are chosen at build time: Go 1.26 compiles the SIMD ones only under
+// They are chosen at build time: Go compiles the SIMD ones only under
 // GOEXPERIMENT=simd, which no go.mod setting can turn on.
 func GoKernels() string {
 	if simdKernels {
