@@ -15,7 +15,9 @@
 // The distillation step (one compiled GoMLX graph: student, teacher with
 // guidance, DDIM step, target, loss) lives in this package too and takes its
 // per-sample coefficients from the functions above, so training and sampling
-// share one set of numerics.
+// share one set of numerics. Its inputs are named once (batchInputs in
+// distill.go); the student and target passes are each a Denoiser; the
+// gradients, clipping, AdamW, accumulation and EMA are package train's.
 //
 // The host functions reproduce diffusers v0.26.3 running on a CPU in float32,
 // rounding for rounding where that is feasible: the comments name the torch
@@ -28,6 +30,6 @@
 //
 // The host numerics (schedule.go, prediction.go, solver.go, scalings.go,
 // guidance.go, scheduler.go) depend on the standard library only; the
-// distillation step depends on GoMLX, models/unet, models/nn and losses; the
-// sampler also on models/pipeline, clip, vae and lora.
+// distillation step depends on GoMLX, models/unet, models/nn, losses and
+// train; the sampler also on models/pipeline, clip, vae and lora.
 package lcm
