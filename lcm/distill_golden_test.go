@@ -2,7 +2,6 @@ package lcm
 
 import (
 	"encoding/json"
-	"math"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -108,7 +107,7 @@ func TestGoldenDistillationStep(t *testing.T) {
 					}
 					noisy, _, _ := nn.TensorFloat32(rounded[entry])
 					tol := s.Entries[entry].Tol
-					tol.Atol += maxAbsDiff(got, noisy)
+					tol.Atol += golden.MaxAbsDiff(got, noisy)
 					s.CheckFloat32Tol(t, entry, got, dims, tol)
 					if strings.Contains(entry, "_after.") {
 						checked++
@@ -183,14 +182,6 @@ func sortedKeys(m map[string]*tensors.Tensor) []string {
 	}
 	sort.Strings(keys)
 	return keys
-}
-
-func maxAbsDiff(a, b []float32) float64 {
-	m := 0.0
-	for i := range a {
-		m = max(m, math.Abs(float64(a[i])-float64(b[i])))
-	}
-	return m
 }
 
 // lcdFixture is what a sidecar's recorded LCD step needs: its arguments,

@@ -24,12 +24,12 @@
 // kernel whose arithmetic is being matched. The golden tests check this
 // against ../shared/fixtures.
 //
-// The few-step text-to-image sampler (sampler.go) runs the LCMScheduler
-// around the UNet, with the text encoders, VAE and optional LoRA adapters of
-// a models/pipeline.
+// The few-step text-to-image sampler that runs the LCMScheduler around a
+// whole pipeline (text encoders, UNet, VAE, LoRA) is package sampling's: lcm
+// is the method and never imports a pipeline (imports_test.go checks it).
 //
 // The host numerics (schedule.go, prediction.go, solver.go, scalings.go,
 // guidance.go, scheduler.go) depend on the standard library only; the
-// distillation step depends on GoMLX, models/unet, models/nn, losses and
-// train; the sampler also on models/pipeline, clip, vae and lora.
+// distillation step depends on GoMLX, models/unet, models/nn, models/lora,
+// losses and train.
 package lcm

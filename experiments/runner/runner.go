@@ -26,6 +26,7 @@ import (
 	"github.com/golcm/golcm/models/pipeline"
 	"github.com/golcm/golcm/models/unet"
 	"github.com/golcm/golcm/models/vae"
+	"github.com/golcm/golcm/sampling"
 )
 
 // ErrInterrupted is returned (wrapped) when the context ends a run early;
@@ -80,7 +81,7 @@ type run struct {
 	dataPos    datasets.Position
 	embedDim   int
 
-	samplers map[string]*lcm.Sampler
+	samplers map[string]*sampling.Sampler
 	metrics  *os.File
 	result   Result
 }
@@ -317,7 +318,7 @@ func (r *run) openData(pos datasets.Position) error {
 	cfg.Seed = s.Run.Seed
 	if s.Data.Generate > 0 {
 		dir := filepath.Join(s.Run.OutputDir, "synthetic")
-		if err := WriteSyntheticImages(dir, s.Data.Generate, s.Data.Resolution, uint64(s.Run.Seed)); err != nil {
+		if err := datasets.WriteSyntheticImages(dir, s.Data.Generate, s.Data.Resolution, uint64(s.Run.Seed)); err != nil {
 			return fmt.Errorf("data.generate: %w", err)
 		}
 		cfg.Sources, cfg.Format = []string{dir}, datasets.FormatImageFolder
