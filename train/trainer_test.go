@@ -1,6 +1,8 @@
 package train
 
 import (
+	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -148,5 +150,24 @@ func TestProgramNamesMissingInputs(t *testing.T) {
 	_, err := tr.Step(map[string]*tensors.Tensor{"x": vec(1)}, 1e-3)
 	if err == nil || !strings.Contains(err.Error(), "missing: y") {
 		t.Errorf("Step without y: %v, want an error naming y", err)
+	}
+}
+
+// TestProgramKeepsPanickedErrors: an error a graph builder panics with
+// comes back from Run with its chain intact (errors.Is finds it).
+func TestProgramKeepsPanickedErrors(t *testing.T) {
+	b, _, err := backend.Default("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sentinel := errors.New("builder refuses")
+	p, err := Compile(b, nil, []string{"x"}, nn.Options{}, func(map[string]*nn.Params, map[string]*Node) map[string]*Node {
+		panic(fmt.Errorf("building: %w", sentinel))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Run(map[string]*tensors.Tensor{"x": vec(1)}); !errors.Is(err, sentinel) {
+		t.Errorf("Run = %v, want an error wrapping the builder's", err)
 	}
 }
