@@ -56,17 +56,10 @@ func defaultConfig() Config {
 	}
 }
 
-// ReadConfig reads and validates a text encoder config.json.
-func ReadConfig(path string) (*Config, error) {
-	c := defaultConfig()
-	return hub.ReadModelConfig("clip", path, &c)
-}
-
 // ParseConfig decodes config.json bytes (path is used in errors) on top of
-// transformers' defaults and validates the result.
+// transformers' defaults and validates the result (hub.ParseModelConfig).
 func ParseConfig(data []byte, path string) (*Config, error) {
-	c := defaultConfig()
-	return hub.ParseModelConfig("clip", data, path, &c)
+	return hub.ParseModelConfig[Config]("clip", data, path, defaultConfig())
 }
 
 // SetPath records the file the config was read from, for errors.

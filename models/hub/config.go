@@ -9,33 +9,33 @@ import (
 // ModelConfig is what a model package's config struct offers so that one
 // reader serves them all (clip, vae, unet): it remembers the file it was
 // read from, for errors, and checks itself against what golcm implements.
-type ModelConfig interface {
+type ModelConfig[C any] interface {
+	*C
 	SetPath(path string)
 	Validate() error
 }
 
-// ReadModelConfig reads the config.json at path into c, which holds the
-// model's defaults, then validates it; model names the kind in errors
-// ("unet config …").
-func ReadModelConfig[C ModelConfig](model, path string, c C) (C, error) {
+// ReadModelConfig reads the config.json at path on top of the model's
+// defaults, then validates it; model names the kind in errors ("unet
+// config …").
+func ReadModelConfig[C any, P ModelConfig[C]](model, path string, defaults C) (*C, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		var zero C
-		return zero, fmt.Errorf("%s config: %w", model, err)
+		return nil, fmt.Errorf("%s config: %w", model, err)
 	}
-	return ParseModelConfig(model, data, path, c)
+	return ParseModelConfig[C, P](model, data, path, defaults)
 }
 
-// ParseModelConfig decodes config.json bytes on top of the defaults in c
-// (path names the file in errors) and validates the result.
-func ParseModelConfig[C ModelConfig](model string, data []byte, path string, c C) (C, error) {
-	var zero C
+// ParseModelConfig decodes config.json bytes on top of the defaults (path
+// names the file in errors) and validates the result.
+func ParseModelConfig[C any, P ModelConfig[C]](model string, data []byte, path string, defaults C) (*C, error) {
+	c := &defaults
 	if err := json.Unmarshal(data, c); err != nil {
-		return zero, fmt.Errorf("%s config %s: %w", model, path, err)
+		return nil, fmt.Errorf("%s config %s: %w", model, path, err)
 	}
-	c.SetPath(path)
-	if err := c.Validate(); err != nil {
-		return zero, err
+	P(c).SetPath(path)
+	if err := P(c).Validate(); err != nil {
+		return nil, err
 	}
 	return c, nil
 }

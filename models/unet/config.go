@@ -95,17 +95,10 @@ func defaultConfig() Config {
 	}
 }
 
-// ReadConfig reads and validates a UNet config.json.
-func ReadConfig(path string) (*Config, error) {
-	c := defaultConfig()
-	return hub.ReadModelConfig("unet", path, &c)
-}
-
 // ParseConfig decodes config.json bytes (path is used in errors) on top of
-// diffusers' defaults and validates the result.
+// diffusers' defaults and validates the result (hub.ParseModelConfig).
 func ParseConfig(data []byte, path string) (*Config, error) {
-	c := defaultConfig()
-	return hub.ParseModelConfig("unet", data, path, &c)
+	return hub.ParseModelConfig[Config]("unet", data, path, defaultConfig())
 }
 
 // SetPath records the file the config was read from, for errors.

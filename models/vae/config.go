@@ -61,17 +61,10 @@ func defaultConfig() Config {
 	}
 }
 
-// ReadConfig reads and validates a VAE config.json.
-func ReadConfig(path string) (*Config, error) {
-	c := defaultConfig()
-	return hub.ReadModelConfig("vae", path, &c)
-}
-
 // ParseConfig decodes config.json bytes (path is used in errors) on top of
-// diffusers' defaults and validates the result.
+// diffusers' defaults and validates the result (hub.ParseModelConfig).
 func ParseConfig(data []byte, path string) (*Config, error) {
-	c := defaultConfig()
-	return hub.ParseModelConfig("vae", data, path, &c)
+	return hub.ParseModelConfig[Config]("vae", data, path, defaultConfig())
 }
 
 // SetPath records the file the config was read from, for errors.
