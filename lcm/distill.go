@@ -7,6 +7,7 @@ import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read as math
 	"github.com/gomlx/gomlx/core/tensors"
 
+	"github.com/golcm/golcm/backend"
 	"github.com/golcm/golcm/losses"
 	"github.com/golcm/golcm/models/lora"
 	"github.com/golcm/golcm/models/nn"
@@ -96,8 +97,8 @@ type StepResult struct {
 }
 
 // batchInput is one named input of the step: when it is fed, and where
-// the Batch holds it. Adding a batch tensor is one line here and one
-// in[name] in build.
+// the Batch holds it. Adding a batch tensor is one line here and its
+// in[name] in loss.
 type batchInput struct {
 	name string
 	when func(d *Distiller) bool // nil: always
@@ -131,7 +132,7 @@ var batchInputs = []batchInput{
 	{"dropout_rng", (*Distiller).dropsOut, func(b *Batch) *tensors.Tensor {
 		state, err := RNGStateFromSeed(b.DropoutSeed)
 		if err != nil {
-			panic(err) // RNGStateFromSeed fails only on a broken GoMLX build
+			panic(fmt.Errorf("dropout seed: %w", err)) // caught in stepInputs
 		}
 		return state
 	}},
@@ -224,8 +225,13 @@ func (d *Distiller) stepInputs(b *Batch) (map[string]*tensors.Tensor, error) {
 		}
 	}
 	in := map[string]*tensors.Tensor{}
-	for _, bi := range d.inputs() {
-		in[bi.name] = bi.get(b)
+	err := backend.Catch(func() {
+		for _, bi := range d.inputs() {
+			in[bi.name] = bi.get(b)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("distillation step: %w", err)
 	}
 	return in, nil
 }
@@ -250,7 +256,8 @@ func (d *Distiller) loss(groups map[string]*nn.Params, in map[string]*Node) (*No
 	teacherP, studentP := groups["teacher"], groups[train.TrainedGroup]
 	latents, noise, prompt, uncond := in["latents"], in["noise"], in["prompt_embeds"], in["uncond_embeds"]
 	textEmbeds, uncondText, timeIDs := in["text_embeds"], in["uncond_text_embeds"], in["time_ids"]
-	wEmb := in["w_embedding"]
+	wEmb, start, w := in["w_embedding"], in["start"], in["w"]
+	aS, sS := in["alpha_start"], in["sigma_start"]
 
 	// The student's view: its own UNet, or the teacher's with adapters.
 	studentScope := studentP.Root("")
@@ -275,12 +282,10 @@ func (d *Distiller) loss(groups map[string]*nn.Params, in map[string]*Node) (*No
 	}
 
 	// 1. Forward noising at the start timestep and the student's consistency output.
-	z := GraphWeightedSum(in["alpha_start"], latents, in["sigma_start"], noise)
-	modelPred, studentOut := denoiser(studentScope, wEmb).Consistency(z, in["start"],
-		in["alpha_start"], in["sigma_start"], in["c_skip_start"], in["c_out_start"])
+	z := GraphWeightedSum(aS, latents, sS, noise)
+	modelPred, studentOut := denoiser(studentScope, wEmb).Consistency(z, start, aS, sS, in["c_skip_start"], in["c_out_start"])
 
 	// 2. Teacher, conditional and unconditional in one batch, no gradients.
-	aS, sS, start, w := in["alpha_start"], in["sigma_start"], in["start"], in["w"]
 	B := z.Shape().Dimensions[0]
 	cat := func(a, b *Node) *Node { return Concatenate([]*Node{a, b}, 0) }
 	tin := unet.Inputs{Sample: cat(z, z), Timesteps: cat(start, start), Context: cat(prompt, uncond)}
