@@ -6,63 +6,101 @@ import (
 	"time"
 )
 
-// Config describes one data pipeline. The zero value of every field means its default, stated in the
-// field's comment; withDefaults is the one place those defaults are applied.
+// Config describes one data pipeline. It is also the [data] section of an experiment file (the
+// toml tags are its keys; experiments/spec embeds it), so each key is defined, documented and
+// defaulted here once. DefaultConfig holds every default; a zero field whose zero has no meaning of
+// its own (format, resolution, batch size, column and field names, drop limit, read timeout) is read
+// as its default, so Config{Sources: ...} works as a literal. Seed, Epochs and ReadTimeout are not
+// experiment keys: the runner sets Seed from run.seed.
 type Config struct {
-	// Sources lists shard specs: local paths, globs ("data/*.tar"), brace ranges
+	// Sources are shard specs: local paths, globs ("data/*.tar"), brace ranges
 	// ("data/{00000..01099}.tar", "{a,b}"), "pipe:CMD" (the stdout of `sh -c CMD`), http(s) URLs and
-	// directories. One entry may hold several specs separated by "::", as WebDataset allows.
-	Sources []string
-	// Format is "auto" (default: from extensions and directory contents), "webdataset", "parquet" or
-	// "imagefolder".
-	Format string
+	// folders. One entry may hold several specs separated by "::", as WebDataset allows.
+	// Default [] (none).
+	Sources []string `toml:"sources"`
+	// Format is "auto" (from file extensions and folder contents), "webdataset" (tar shards:
+	// jpg/png/jpeg/webp + txt/text/caption + json), "parquet" (image bytes and caption columns) or
+	// "imagefolder" (images with a metadata.jsonl). Default "auto".
+	Format string `toml:"format"`
 
-	// Resolution is the side of the square output image in pixels. Default 512.
-	Resolution int
-	// CenterCrop crops the centre of the resized image instead of a random window.
-	CenterCrop bool
-	// RandomFlip mirrors half of the images horizontally.
-	RandomFlip bool
-	// Interpolation is the resize filter: "bilinear" (default), "bicubic", "lanczos", "box", "hamming"
-	// or "nearest", each computed as PIL's Image.resize computes it.
-	Interpolation string
+	// Resolution is the square training size in pixels: the shorter side is resized to it, then
+	// cropped (experiments also need a multiple of 8, the VAE factor). Default 512 (the SDXL scripts
+	// use 1024).
+	Resolution int `toml:"resolution"`
+	// CenterCrop crops the center instead of a random window. diffusers' WebDataset scripts accept
+	// and ignore the flag; golcm honours it for every format. Default false.
+	CenterCrop bool `toml:"center_crop"`
+	// RandomFlip flips images horizontally with probability 0.5 (also honoured for every format).
+	// Default false.
+	RandomFlip bool `toml:"random_flip"`
+	// Interpolation is the resize filter, computed as PIL's: "bilinear", "bicubic", "lanczos", "box",
+	// "hamming" or "nearest" (--interpolation_type's choices but nearest_exact). Default "bilinear".
+	Interpolation string `toml:"interpolation"`
 
-	// BatchSize is the number of samples per batch. Default 1.
-	BatchSize int
-	// Workers is the number of goroutines decoding and transforming images. Default GOMAXPROCS.
-	Workers int
-	// ShuffleBuffer is the number of samples the shuffle buffer holds; 0 or 1 keeps the source order
-	// (and the shard order) unshuffled.
-	ShuffleBuffer int
+	// BatchSize is the number of images per (micro-)batch, as the scripts' --train_batch_size.
+	// Default 16.
+	BatchSize int `toml:"batch_size"`
+	// Workers is the number of parallel decoders; 0 uses one per CPU (GOMAXPROCS). Default 0.
+	Workers int `toml:"workers"`
+	// ShuffleBuffer is the size of the sample shuffle buffer; 0 or 1 keeps the stream (and shard)
+	// order. Default 1000.
+	ShuffleBuffer int `toml:"shuffle_buffer"`
 	// Seed fixes the shard order of every epoch, the shuffle-buffer draws, crops, flips and the choice
 	// among several captions.
-	Seed int64
+	Seed int64 `toml:"-"`
 	// Epochs stops the loader with io.EOF after this many passes; 0 repeats forever.
-	Epochs int
+	Epochs int `toml:"-"`
 
-	// ImageColumn is the parquet column holding image bytes (binary, or a struct with a "bytes" field).
+	// ImageColumn is the parquet column holding image bytes (or a {bytes, path} struct).
 	// Default "image".
-	ImageColumn string
-	// CaptionColumn is the parquet column (string or list of strings) and the metadata.jsonl field of an
-	// image folder holding the caption. Default "text".
-	CaptionColumn string
+	ImageColumn string `toml:"image_column"`
+	// CaptionColumn is the parquet column (and image-folder metadata.jsonl field) holding the
+	// caption, a string or a list of strings. Default "text".
+	CaptionColumn string `toml:"caption_column"`
 
-	// MinWidth and MinHeight drop WebDataset and image-folder samples whose JSON metadata gives a
-	// smaller WidthField / HeightField (a missing field counts as 0, as the diffusers LCM
-	// WebdatasetFilter does). 0 disables.
-	MinWidth, MinHeight int
-	// MaxWatermark drops samples whose metadata WatermarkField exceeds it (a missing field counts as
-	// 1.0, as in diffusers). 0 disables.
-	MaxWatermark float64
-	// WidthField, HeightField and WatermarkField name the metadata fields the filters read. Defaults
-	// "original_width", "original_height" and "pwatermark" (LAION / img2dataset names).
-	WidthField, HeightField, WatermarkField string
+	// MinWidth drops samples whose JSON metadata gives a width_field smaller than this (a missing
+	// field counts as 0, as diffusers' WebdatasetFilter; the SDXL scripts use 700); 0 turns it
+	// off. While any of min_width, min_height, max_watermark is on, samples without JSON metadata
+	// are dropped. Default 0.
+	MinWidth int `toml:"min_width"`
+	// MinHeight is min_width for height_field. Default 0.
+	MinHeight int `toml:"min_height"`
+	// MaxWatermark drops samples whose JSON watermark_field exceeds it (a missing value counts as
+	// 1, as in diffusers; the SDXL scripts use 0.5); 0 turns it off. Default 0.
+	MaxWatermark float64 `toml:"max_watermark"`
+	// WidthField is the JSON metadata field min_width reads: LAION's "original_width" (as the SD
+	// scripts' unused filter), or "width" as the SDXL scripts' filter. Default "original_width".
+	WidthField string `toml:"width_field"`
+	// HeightField is the JSON metadata field min_height reads. Default "original_height".
+	HeightField string `toml:"height_field"`
+	// WatermarkField is the JSON metadata field max_watermark reads (LAION / img2dataset's name).
+	// Default "pwatermark".
+	WatermarkField string `toml:"watermark_field"`
 
-	// MaxConsecutiveDrops stops the loader with an error, showing the drop counts, after this many
-	// samples in a row were dropped. Default 1000.
-	MaxConsecutiveDrops int
+	// MaxConsecutiveDrops is how many samples in a row may be dropped (undecodable or filtered)
+	// before the loader fails, showing the drop counts, so a dead source or an impossible filter
+	// stops the run. Default 1000.
+	MaxConsecutiveDrops int `toml:"max_consecutive_drops"`
 	// ReadTimeout fails a pipe: or http(s) shard that delivers no byte for this long. Default 2 minutes.
-	ReadTimeout time.Duration
+	ReadTimeout time.Duration `toml:"-"`
+}
+
+// DefaultConfig returns every default of Config (no sources).
+func DefaultConfig() Config {
+	return Config{
+		Format:              FormatAuto,
+		Resolution:          512,
+		Interpolation:       "bilinear",
+		BatchSize:           16, // diffusers' LCD scripts' --train_batch_size
+		ShuffleBuffer:       1000,
+		ImageColumn:         "image",
+		CaptionColumn:       "text",
+		WidthField:          "original_width",
+		HeightField:         "original_height",
+		WatermarkField:      "pwatermark",
+		MaxConsecutiveDrops: 1000,
+		ReadTimeout:         2 * time.Minute,
+	}
 }
 
 // Formats and filters accepted by Config.
@@ -73,43 +111,31 @@ const (
 	FormatImageFolder = "imagefolder"
 )
 
-// withDefaults returns c with every zero field set to its default and checks the result.
+// withDefaults returns c with every zero field whose zero means "default" set from DefaultConfig
+// (and Workers 0 resolved to GOMAXPROCS), and checks the result.
 func (c Config) withDefaults() (Config, error) {
-	if c.Format == "" {
-		c.Format = FormatAuto
+	d := DefaultConfig()
+	for _, f := range []struct {
+		field *string
+		def   string
+	}{{&c.Format, d.Format}, {&c.Interpolation, d.Interpolation}, {&c.ImageColumn, d.ImageColumn},
+		{&c.CaptionColumn, d.CaptionColumn}, {&c.WidthField, d.WidthField}, {&c.HeightField, d.HeightField},
+		{&c.WatermarkField, d.WatermarkField}} {
+		if *f.field == "" {
+			*f.field = f.def
+		}
 	}
-	if c.Resolution == 0 {
-		c.Resolution = 512
+	for _, f := range []struct{ field, def *int }{{&c.Resolution, &d.Resolution}, {&c.BatchSize, &d.BatchSize},
+		{&c.MaxConsecutiveDrops, &d.MaxConsecutiveDrops}} {
+		if *f.field == 0 {
+			*f.field = *f.def
+		}
 	}
-	if c.Interpolation == "" {
-		c.Interpolation = "bilinear"
-	}
-	if c.BatchSize == 0 {
-		c.BatchSize = 1
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = d.ReadTimeout
 	}
 	if c.Workers == 0 {
 		c.Workers = runtime.GOMAXPROCS(0)
-	}
-	if c.ImageColumn == "" {
-		c.ImageColumn = "image"
-	}
-	if c.CaptionColumn == "" {
-		c.CaptionColumn = "text"
-	}
-	if c.WidthField == "" {
-		c.WidthField = "original_width"
-	}
-	if c.HeightField == "" {
-		c.HeightField = "original_height"
-	}
-	if c.WatermarkField == "" {
-		c.WatermarkField = "pwatermark"
-	}
-	if c.MaxConsecutiveDrops == 0 {
-		c.MaxConsecutiveDrops = 1000
-	}
-	if c.ReadTimeout == 0 {
-		c.ReadTimeout = 2 * time.Minute
 	}
 	switch c.Format {
 	case FormatAuto, FormatWebDataset, FormatParquet, FormatImageFolder:

@@ -13,9 +13,10 @@
 // The package is pure Go: it depends on the standard library, golang.org/x/image (WebP decoding, the
 // inspect grid's font) and github.com/parquet-go/parquet-go, and not on GoMLX.
 //
-// Files: config.go (Config and its defaults), sources.go (shard specs, pipe: and http streams),
+// Files: config.go (Config, which is also an experiment's [data] section, and DefaultConfig), sources.go (shard specs, pipe: and http streams),
 // webdataset.go, parquet.go, imagefolder.go (one reader per format), sample.go (raw samples, filters,
 // per-sample randomness), decode.go, resize.go and transform.go (pixels), reader.go (epochs, shard
 // order, shuffle buffer, resume), loader.go (workers, batches), position.go, stats.go (drop counts),
-// inspect.go and convert.go (the library side of `data inspect` and `data convert`).
+// inspect.go and convert.go (the library side of `data inspect` and `data convert`), synthetic.go
+// (captioned shapes to train on without downloaded data: data.generate).
 package datasets

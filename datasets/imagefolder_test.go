@@ -40,7 +40,7 @@ this line is not json
 
 func TestImageFolderEverySampleAndDrop(t *testing.T) {
 	meta, txt := folderFixture(t)
-	cfg := Config{Sources: []string{meta}, Resolution: 16, Epochs: 1, Workers: 2}
+	cfg := Config{Sources: []string{meta}, Resolution: 16, Epochs: 1, Workers: 2, BatchSize: 1}
 	l := mustLoader(t, cfg)
 	got := keysAndCaptions(collect(t, l))
 	if len(got) != 3 || got[0] != "a.jpg=meta a" || (got[1] != "sub/b.png=meta b1" && got[1] != "sub/b.png=meta b2") || got[2] != "d.jpg=d again" {
@@ -64,7 +64,7 @@ func TestImageFolderEverySampleAndDrop(t *testing.T) {
 // Metadata filters read the metadata.jsonl line.
 func TestImageFolderFilters(t *testing.T) {
 	meta, _ := folderFixture(t)
-	cfg := Config{Sources: []string{meta}, Resolution: 16, Epochs: 1, MinWidth: 30}
+	cfg := Config{Sources: []string{meta}, Resolution: 16, Epochs: 1, MinWidth: 30, BatchSize: 1}
 	l := mustLoader(t, cfg)
 	if got := keysAndCaptions(collect(t, l)); !reflect.DeepEqual(got, []string{"a.jpg=meta a"}) {
 		t.Errorf("samples %q, want only a.jpg (the one with original_width)", got)

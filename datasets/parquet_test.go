@@ -70,7 +70,7 @@ func parquetFixture(t testing.TB) string {
 
 func TestParquetEverySampleAndDrop(t *testing.T) {
 	dir := parquetFixture(t)
-	cfg := Config{Sources: []string{filepath.Join(dir, "p1.parquet")}, Resolution: 16, Epochs: 1, Workers: 2}
+	cfg := Config{Sources: []string{filepath.Join(dir, "p1.parquet")}, Resolution: 16, Epochs: 1, Workers: 2, BatchSize: 1}
 	l := mustLoader(t, cfg)
 	if got, want := keysAndCaptions(collect(t, l)), []string{"p1.parquet/0=p one", "p1.parquet/4=p four"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("binary column: samples %q, want %q", got, want)
@@ -79,7 +79,7 @@ func TestParquetEverySampleAndDrop(t *testing.T) {
 		t.Errorf("binary column: drops %v, want %v", got, want)
 	}
 
-	cfg = Config{Sources: []string{filepath.Join(dir, "p2.parquet")}, CaptionColumn: "captions", Resolution: 16, Epochs: 6}
+	cfg = Config{Sources: []string{filepath.Join(dir, "p2.parquet")}, CaptionColumn: "captions", Resolution: 16, Epochs: 6, BatchSize: 1}
 	l = mustLoader(t, cfg)
 	batches := collect(t, l)
 	seen := map[string]bool{}
@@ -114,7 +114,7 @@ func TestParquetBadFilesAreCounted(t *testing.T) {
 	writeParquet(t, filepath.Join(dir, "nocaption.parquet"), []struct {
 		Image []byte `parquet:"image"`
 	}{{jpegBytes(t, 40, 30, 0)}})
-	cfg := Config{Sources: []string{filepath.Join(dir, "{p1,junk,nocaption,gone}.parquet")}, Resolution: 16, Epochs: 1}
+	cfg := Config{Sources: []string{filepath.Join(dir, "{p1,junk,nocaption,gone}.parquet")}, Resolution: 16, Epochs: 1, BatchSize: 1}
 	l := mustLoader(t, cfg)
 	if got := len(collect(t, l)); got != 2 {
 		t.Errorf("%d samples, want p1's 2", got)

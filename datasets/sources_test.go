@@ -116,7 +116,7 @@ func TestHTTPSources(t *testing.T) {
 
 // Closing the loader kills a pipe: command that never ends, and returns promptly.
 func TestCloseStopsHangingPipe(t *testing.T) {
-	l, err := New(Config{Sources: []string{"pipe:sleep 30"}, Resolution: 16})
+	l, err := New(Config{Sources: []string{"pipe:sleep 30"}, Resolution: 16, BatchSize: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestCloseStopsHangingPipe(t *testing.T) {
 
 // A pipe: command that goes silent is killed after ReadTimeout and counted.
 func TestSilentPipeTimesOut(t *testing.T) {
-	l := mustLoader(t, Config{Sources: []string{"pipe:sleep 30"}, Resolution: 16, ReadTimeout: 200 * time.Millisecond})
+	l := mustLoader(t, Config{Sources: []string{"pipe:sleep 30"}, Resolution: 16, ReadTimeout: 200 * time.Millisecond, BatchSize: 1})
 	_, err := l.Next(t.Context())
 	if err == nil || !strings.Contains(err.Error(), "pipe_failed 1") {
 		t.Errorf("error %v, want one that shows pipe_failed 1", err)

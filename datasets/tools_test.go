@@ -13,7 +13,7 @@ import (
 func TestInspectCountsAndGrid(t *testing.T) {
 	dir, _ := wdsFixture(t)
 	grid := filepath.Join(t.TempDir(), "grid.png")
-	cfg := Config{Sources: []string{filepath.Join(dir, "{a,b,c,d,e}.tar")}, Resolution: 32, ShuffleBuffer: 100, RandomFlip: true}
+	cfg := Config{Sources: []string{filepath.Join(dir, "{a,b,c,d,e}.tar")}, Resolution: 32, ShuffleBuffer: 100, RandomFlip: true, BatchSize: 1}
 	rep, err := Inspect(cfg, 0, grid)
 	if err != nil {
 		t.Fatal(err)
@@ -64,8 +64,8 @@ func TestConvertToWebDataset(t *testing.T) {
 		src    Config
 		shards int
 	}{
-		{"imagefolder", Config{Sources: []string{meta, txt}}, 3}, // 6 samples, 2 per shard
-		{"parquet", Config{Sources: []string{filepath.Join(pq, "p2.parquet")}, CaptionColumn: "captions"}, 2},
+		{"imagefolder", Config{Sources: []string{meta, txt}, BatchSize: 1}, 3}, // 6 samples, 2 per shard
+		{"parquet", Config{Sources: []string{filepath.Join(pq, "p2.parquet")}, CaptionColumn: "captions", BatchSize: 1}, 2},
 	} {
 		out := t.TempDir()
 		tc.src.Resolution = 16
@@ -82,7 +82,7 @@ func TestConvertToWebDataset(t *testing.T) {
 		}
 		orig := tc.src
 		orig.Epochs, orig.CenterCrop = 1, true
-		conv := Config{Sources: []string{filepath.Join(out, "shard-{000..009}.tar")}, Resolution: 16, Epochs: 1, CenterCrop: true}
+		conv := Config{Sources: []string{filepath.Join(out, "shard-{000..009}.tar")}, Resolution: 16, Epochs: 1, CenterCrop: true, BatchSize: 1}
 		want := collect(t, mustLoader(t, orig))
 		l := mustLoader(t, conv)
 		got := collect(t, l)
@@ -99,14 +99,14 @@ func TestConvertToWebDataset(t *testing.T) {
 	}
 	// The json member keeps the original key and records the size for the filters.
 	out := t.TempDir()
-	if _, err := ConvertToWebDataset(Config{Sources: []string{meta}}, filepath.Join(out, "%d.tar"), 10); err != nil {
+	if _, err := ConvertToWebDataset(Config{Sources: []string{meta}, BatchSize: 1}, filepath.Join(out, "%d.tar"), 10); err != nil {
 		t.Fatal(err)
 	}
-	l := mustLoader(t, Config{Sources: []string{filepath.Join(out, "0.tar")}, Epochs: 1, Resolution: 8, MinWidth: 35})
+	l := mustLoader(t, Config{Sources: []string{filepath.Join(out, "0.tar")}, Epochs: 1, Resolution: 8, MinWidth: 35, BatchSize: 1})
 	if got := keysAndCaptions(collect(t, l)); len(got) != 2 { // a.jpg 40 wide, d.jpg 40 wide; b.png is 30
 		t.Errorf("converted shard filtered by width: %q", got)
 	}
-	if _, err := ConvertToWebDataset(Config{Sources: []string{meta}}, filepath.Join(out, "no-verb.tar"), 10); err == nil {
+	if _, err := ConvertToWebDataset(Config{Sources: []string{meta}, BatchSize: 1}, filepath.Join(out, "no-verb.tar"), 10); err == nil {
 		t.Error("an output pattern without a verb was accepted")
 	}
 }
@@ -114,7 +114,7 @@ func TestConvertToWebDataset(t *testing.T) {
 func TestConvertedJSONKeepsMetadata(t *testing.T) {
 	meta, _ := folderFixture(t)
 	out := t.TempDir()
-	if _, err := ConvertToWebDataset(Config{Sources: []string{meta}}, filepath.Join(out, "%d.tar"), 10); err != nil {
+	if _, err := ConvertToWebDataset(Config{Sources: []string{meta}, BatchSize: 1}, filepath.Join(out, "%d.tar"), 10); err != nil {
 		t.Fatal(err)
 	}
 	var js []map[string]any

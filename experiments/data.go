@@ -24,17 +24,18 @@ func runData(args []string) error {
 	return fmt.Errorf("data: unknown sub-command %q (want inspect or convert)", args[0])
 }
 
-// dataFlags are the source flags shared by inspect and convert.
+// dataFlags are the source flags shared by inspect and convert: they fill the datasets.Config an
+// experiment's [data] section is, starting from its defaults, so a flag and a key mean the same.
 func dataFlags(fs *flag.FlagSet) *datasets.Config {
-	cfg := &datasets.Config{}
-	fs.StringVar(&cfg.Format, "format", "auto", "source format: auto, webdataset, parquet or imagefolder")
-	fs.IntVar(&cfg.Resolution, "resolution", 512, "training resolution the samples are resized and cropped to")
-	fs.StringVar(&cfg.ImageColumn, "image-column", "image", "parquet: column holding image bytes or {bytes, path}")
-	fs.StringVar(&cfg.CaptionColumn, "caption-column", "text", "parquet: column holding the caption (string or list of strings)")
-	fs.IntVar(&cfg.MinWidth, "min-width", 0, "webdataset: drop samples whose json width is smaller (0: off)")
-	fs.IntVar(&cfg.MinHeight, "min-height", 0, "webdataset: drop samples whose json height is smaller (0: off)")
-	fs.Float64Var(&cfg.MaxWatermark, "max-watermark", 0, "webdataset: drop samples whose json watermark probability is larger (0: off)")
-	return cfg
+	cfg := datasets.DefaultConfig()
+	fs.StringVar(&cfg.Format, "format", cfg.Format, "source format: auto, webdataset, parquet or imagefolder (data.format)")
+	fs.IntVar(&cfg.Resolution, "resolution", cfg.Resolution, "training resolution the samples are resized and cropped to (data.resolution)")
+	fs.StringVar(&cfg.ImageColumn, "image-column", cfg.ImageColumn, "parquet: column holding image bytes or {bytes, path} (data.image_column)")
+	fs.StringVar(&cfg.CaptionColumn, "caption-column", cfg.CaptionColumn, "parquet: column holding the caption, a string or list of strings (data.caption_column)")
+	fs.IntVar(&cfg.MinWidth, "min-width", cfg.MinWidth, "drop samples whose json width_field is smaller, 0: off (data.min_width)")
+	fs.IntVar(&cfg.MinHeight, "min-height", cfg.MinHeight, "drop samples whose json height_field is smaller, 0: off (data.min_height)")
+	fs.Float64Var(&cfg.MaxWatermark, "max-watermark", cfg.MaxWatermark, "drop samples whose json watermark probability is larger, 0: off (data.max_watermark)")
+	return &cfg
 }
 
 func runDataInspect(args []string) error {

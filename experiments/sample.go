@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/golcm/golcm/backend"
-	"github.com/golcm/golcm/lcm"
 	"github.com/golcm/golcm/models/lora"
 	"github.com/golcm/golcm/models/nn"
 	"github.com/golcm/golcm/models/pipeline"
+	"github.com/golcm/golcm/sampling"
 )
 
 // stringList is a repeatable string flag.
@@ -34,7 +34,7 @@ func runSample(args []string) error {
 	var prompts stringList
 	fs.Var(&prompts, "prompt", "text prompt; repeat the flag for several images (required)")
 	negative := fs.String("negative", "", "negative prompt, used only with classifier-free guidance (a UNet without guidance embedding and -guidance > 1)")
-	steps := fs.Int("steps", lcm.DefaultSampleSteps, "inference steps")
+	steps := fs.Int("steps", sampling.DefaultSampleSteps, "inference steps")
 	origSteps := fs.Int("original-steps", 0, "LCMScheduler original_inference_steps, the distillation grid size (0: the scheduler config's, 50 unless it says otherwise)")
 	scheduler := fs.String("scheduler", "lcm", "lcm (few-step consistency sampling) or ddim (a teacher's 25-50 step DDIM, with CFG)")
 	guidance := fs.Float64("guidance", 8.5, "guidance_scale: a full LCM embeds w = guidance-1; other UNets run CFG when > 1 (LCM-LoRA: 1 to 2)")
@@ -74,7 +74,7 @@ Samples images in a few steps with an LCMScheduler, as diffusers' LatentConsiste
 		return fmt.Errorf("sample: -out %q must end in .png", *out)
 	}
 
-	req := lcm.SampleRequest{
+	req := sampling.SampleRequest{
 		Prompts: prompts, NegativePrompt: *negative, Steps: *steps, OriginalSteps: *origSteps,
 		Guidance: *guidance, Seed: *seed, Width: *width, Height: *height, Scheduler: *scheduler,
 	}
@@ -108,7 +108,7 @@ Samples images in a few steps with an LCMScheduler, as diffusers' LatentConsiste
 	}
 	fmt.Printf("loaded in %.1fs\n", time.Since(start).Seconds())
 
-	sampler, err := lcm.NewSampler(b, p, nil, adapters, opts)
+	sampler, err := sampling.NewSampler(b, p, nil, adapters, opts)
 	if err != nil {
 		return err
 	}
@@ -127,7 +127,7 @@ Samples images in a few steps with an LCMScheduler, as diffusers' LatentConsiste
 		}
 	}
 	if len(res.Images) == 1 {
-		if err := lcm.SavePNG(*out, res.Images[0]); err != nil {
+		if err := sampling.SavePNG(*out, res.Images[0]); err != nil {
 			return err
 		}
 		fmt.Println("wrote", *out)
@@ -138,12 +138,12 @@ Samples images in a few steps with an LCMScheduler, as diffusers' LatentConsiste
 	for i, img := range res.Images {
 		rows[i] = []*image.RGBA{img}
 		path := fmt.Sprintf("%s-%d.png", stem, i)
-		if err := lcm.SavePNG(path, img); err != nil {
+		if err := sampling.SavePNG(path, img); err != nil {
 			return err
 		}
 		fmt.Println("wrote", path)
 	}
-	if err := lcm.SaveGrid(*out, rows, prompts, []int{*steps}); err != nil {
+	if err := sampling.SaveGrid(*out, rows, prompts, []int{*steps}); err != nil {
 		return err
 	}
 	fmt.Println("wrote", *out, "(grid)")

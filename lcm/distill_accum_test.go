@@ -104,7 +104,7 @@ func TestGradientAccumulationEqualsBigBatch(t *testing.T) {
 		}
 		p1, _, _ := big.Target.Float32(name)
 		p2, _, _ := acc.Target.Float32(name)
-		worstParam = math.Max(worstParam, maxAbsDiff(p1, p2))
+		worstParam = math.Max(worstParam, golden.MaxAbsDiff(p1, p2))
 	}
 	t.Logf("relative grad difference %.3g, target weight difference %.3g", worstGrad, worstParam)
 	if worstGrad > 1e-3 {

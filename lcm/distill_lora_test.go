@@ -92,7 +92,7 @@ func TestLoRADistillationStep(t *testing.T) {
 	for _, name := range []string{"cond_teacher_output", "uncond_teacher_output", "pred_x0", "pred_noise", "x_prev", "target_noise_pred", "target", "model_pred"} {
 		got, _, _ := nn.TensorFloat32(first.Debug[name])
 		want, _, _ := nn.TensorFloat32(fres.Debug[name])
-		diff := maxAbsDiff(got, want)
+		diff := golden.MaxAbsDiff(got, want)
 		t.Logf("%s: LoRA vs full max_abs_diff=%.3g", name, diff)
 		if diff > 1e-6 {
 			t.Errorf("%s differs between the LoRA and full paths by %g", name, diff)
@@ -112,7 +112,7 @@ func changed(t *testing.T, before, after *nn.Weights) int {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if maxAbsDiff(x, y) != 0 {
+		if golden.MaxAbsDiff(x, y) != 0 {
 			n++
 		}
 	}
@@ -177,7 +177,7 @@ func TestLoRADropoutStep(t *testing.T) {
 	diff := func(x, y *StepResult, name string) float64 {
 		got, _, _ := nn.TensorFloat32(x.Debug[name])
 		want, _, _ := nn.TensorFloat32(y.Debug[name])
-		return maxAbsDiff(got, want)
+		return golden.MaxAbsDiff(got, want)
 	}
 	for _, name := range []string{"cond_teacher_output", "uncond_teacher_output"} {
 		if d := diff(r1[1], r0[1], name); d != 0 {

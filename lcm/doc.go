@@ -15,19 +15,21 @@
 // The distillation step (one compiled GoMLX graph: student, teacher with
 // guidance, DDIM step, target, loss) lives in this package too and takes its
 // per-sample coefficients from the functions above, so training and sampling
-// share one set of numerics.
+// share one set of numerics. Its inputs are named once (batchInputs in
+// distill.go); the student and target passes are each a Denoiser; the
+// gradients, clipping, AdamW, accumulation and EMA are package train's.
 //
 // The host functions reproduce diffusers v0.26.3 running on a CPU in float32,
 // rounding for rounding where that is feasible: the comments name the torch
 // kernel whose arithmetic is being matched. The golden tests check this
 // against ../shared/fixtures.
 //
-// The few-step text-to-image sampler (sampler.go) runs the LCMScheduler
-// around the UNet, with the text encoders, VAE and optional LoRA adapters of
-// a models/pipeline.
+// The few-step text-to-image sampler that runs the LCMScheduler around a
+// whole pipeline (text encoders, UNet, VAE, LoRA) is package sampling's: lcm
+// is the method and never imports a pipeline (imports_test.go checks it).
 //
 // The host numerics (schedule.go, prediction.go, solver.go, scalings.go,
 // guidance.go, scheduler.go) depend on the standard library only; the
-// distillation step depends on GoMLX, models/unet, models/nn and losses; the
-// sampler also on models/pipeline, clip, vae and lora.
+// distillation step depends on GoMLX, models/unet, models/nn, models/lora,
+// losses and train.
 package lcm

@@ -7,6 +7,7 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/golcm/golcm/backend"
+	"github.com/golcm/golcm/internal/golden"
 	"github.com/golcm/golcm/models/nn"
 )
 
@@ -47,10 +48,10 @@ func TestGraphConversionsMatchHost(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if d := maxAbsDiff(gotX0[3*i:3*i+3], wantX0); d > 1e-5 {
+			if d := golden.MaxAbsDiff(gotX0[3*i:3*i+3], wantX0); d > 1e-5 {
 				t.Errorf("%s x0, sample %d: graph and host differ by %g", pt, i, d)
 			}
-			if d := maxAbsDiff(gotEps[3*i:3*i+3], wantEps); d > 1e-5 {
+			if d := golden.MaxAbsDiff(gotEps[3*i:3*i+3], wantEps); d > 1e-5 {
 				t.Errorf("%s eps, sample %d: graph and host differ by %g", pt, i, d)
 			}
 		}

@@ -26,6 +26,7 @@ import (
 	"github.com/golcm/golcm/models/pipeline"
 	"github.com/golcm/golcm/models/unet"
 	"github.com/golcm/golcm/models/vae"
+	"github.com/golcm/golcm/sampling"
 )
 
 // ErrInterrupted is returned (wrapped) when the context ends a run early;
@@ -80,7 +81,7 @@ type run struct {
 	dataPos    datasets.Position
 	embedDim   int
 
-	samplers map[string]*lcm.Sampler
+	samplers map[string]*sampling.Sampler
 	metrics  *os.File
 	result   Result
 }
@@ -117,9 +118,6 @@ func (r *run) execute(ctx context.Context) (*Result, error) {
 	s := r.spec
 	out := s.Run.OutputDir
 	r.result.OutputDir = out
-	if err := r.checkSupported(); err != nil {
-		return nil, err
-	}
 	b, choice, err := backend.Default(s.Run.Backend)
 	if err != nil {
 		return nil, err
@@ -177,16 +175,6 @@ func (r *run) execute(ctx context.Context) (*Result, error) {
 
 // loraDropout reports whether the run trains LoRA adapters with dropout.
 func (r *run) loraDropout() bool { return r.spec.Distill.Mode == "lora" && r.spec.LoRA.Dropout > 0 }
-
-// checkSupported refuses spec values this version of the runner does not
-// implement, rather than ignoring them.
-func (r *run) checkSupported() error {
-	s := r.spec
-	if s.Run.MixedPrecision != "no" {
-		return fmt.Errorf("run.mixed_precision = %q: only \"no\" (float32) is implemented so far", s.Run.MixedPrecision)
-	}
-	return nil
-}
 
 func (r *run) loadTeacher() error {
 	s := r.spec
@@ -326,17 +314,11 @@ func replaceWeights(dst, src *nn.Weights) error {
 
 func (r *run) openData(pos datasets.Position) error {
 	s := r.spec
-	cfg := datasets.Config{
-		Sources: s.Data.Sources, Format: s.Data.Format, Resolution: s.Data.Resolution,
-		CenterCrop: s.Data.CenterCrop, RandomFlip: s.Data.RandomFlip, Interpolation: s.Data.Interpolation,
-		BatchSize: s.Data.BatchSize, Workers: s.Data.Workers, ShuffleBuffer: s.Data.ShuffleBuffer, Seed: s.Run.Seed,
-		ImageColumn: s.Data.ImageColumn, CaptionColumn: s.Data.CaptionColumn,
-		MinWidth: s.Data.MinWidth, MinHeight: s.Data.MinHeight, MaxWatermark: s.Data.MaxWatermark,
-		WidthField: s.Data.WidthField, HeightField: s.Data.HeightField, MaxConsecutiveDrops: s.Data.MaxConsecutiveDrops,
-	}
+	cfg := s.Data.Config // the [data] section is the datasets package's own config
+	cfg.Seed = s.Run.Seed
 	if s.Data.Generate > 0 {
 		dir := filepath.Join(s.Run.OutputDir, "synthetic")
-		if err := WriteSyntheticImages(dir, s.Data.Generate, s.Data.Resolution, uint64(s.Run.Seed)); err != nil {
+		if err := datasets.WriteSyntheticImages(dir, s.Data.Generate, s.Data.Resolution, uint64(s.Run.Seed)); err != nil {
 			return fmt.Errorf("data.generate: %w", err)
 		}
 		cfg.Sources, cfg.Format = []string{dir}, datasets.FormatImageFolder

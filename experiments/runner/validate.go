@@ -6,8 +6,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/golcm/golcm/lcm"
 	"github.com/golcm/golcm/models/unet"
+	"github.com/golcm/golcm/sampling"
 )
 
 // validate samples the validation prompts at every configured step count
@@ -36,7 +36,7 @@ func (r *run) validate(step int) error {
 		}
 		rows := make([][]*image.RGBA, len(s.Run.ValidationPrompts))
 		for _, steps := range s.Run.ValidationInferenceSteps {
-			res, err := sampler.Sample(lcm.SampleRequest{
+			res, err := sampler.Sample(sampling.SampleRequest{
 				Prompts: s.Run.ValidationPrompts, Steps: steps, OriginalSteps: s.Distill.NumDDIMTimesteps,
 				Guidance: s.Run.ValidationGuidance, Seed: uint64(s.Run.ValidationSeed),
 				Width: s.Run.ValidationWidth, Height: s.Run.ValidationHeight,
@@ -49,7 +49,7 @@ func (r *run) validate(step int) error {
 			}
 		}
 		path := filepath.Join(dir, fmt.Sprintf("%s-step-%08d.png", name, step))
-		if err := lcm.SaveGrid(path, rows, s.Run.ValidationPrompts, s.Run.ValidationInferenceSteps); err != nil {
+		if err := sampling.SaveGrid(path, rows, s.Run.ValidationPrompts, s.Run.ValidationInferenceSteps); err != nil {
 			return err
 		}
 	}
@@ -58,14 +58,14 @@ func (r *run) validate(step int) error {
 
 // sampler returns (compiling once) the validation sampler of a model; it
 // reads the model's weights at every call, so it follows training.
-func (r *run) sampler(name string, m *unet.Model) (*lcm.Sampler, error) {
+func (r *run) sampler(name string, m *unet.Model) (*sampling.Sampler, error) {
 	if r.samplers == nil {
-		r.samplers = map[string]*lcm.Sampler{}
+		r.samplers = map[string]*sampling.Sampler{}
 	}
 	if sm, ok := r.samplers[name]; ok {
 		return sm, nil
 	}
-	sm, err := lcm.NewSampler(r.backend, r.pipe, m, r.adapters, r.nnOpts)
+	sm, err := sampling.NewSampler(r.backend, r.pipe, m, r.adapters, r.nnOpts)
 	if err != nil {
 		return nil, err
 	}

@@ -11,13 +11,13 @@ import (
 type field struct {
 	key     string // "distill.w_min"
 	section int    // index of the section struct in Spec
-	index   int    // index of the field inside the section struct
+	index   []int  // index path of the field inside the section struct (embedded structs flattened)
 	typ     reflect.Type
 }
 
 // value returns the addressable field of s that f names.
 func (f field) value(s *Spec) reflect.Value {
-	return reflect.ValueOf(s).Elem().Field(f.section).Field(f.index)
+	return reflect.ValueOf(s).Elem().Field(f.section).FieldByIndex(f.index)
 }
 
 // fields lists every key in declaration order, built from Spec's toml tags so the struct stays the
@@ -41,8 +41,11 @@ func schema() ([]field, []string) {
 		sf := st.Field(i)
 		sec := sf.Tag.Get("toml")
 		secs = append(secs, sec)
-		for j := range sf.Type.NumField() {
-			ff := sf.Type.Field(j)
+		for _, ff := range reflect.VisibleFields(sf.Type) {
+			tag := ff.Tag.Get("toml")
+			if ff.Anonymous || tag == "-" || !ff.IsExported() {
+				continue // an embedded struct's own fields are listed; "-" is set by code, not files
+			}
 			switch t := ff.Type; {
 			case t.Kind() == reflect.String, t.Kind() == reflect.Bool, t.Kind() == reflect.Int,
 				t.Kind() == reflect.Int64, t.Kind() == reflect.Float64,
@@ -50,7 +53,7 @@ func schema() ([]field, []string) {
 			default:
 				panic(fmt.Sprintf("spec: %s.%s has unsupported type %s", sf.Name, ff.Name, t))
 			}
-			fs = append(fs, field{key: sec + "." + ff.Tag.Get("toml"), section: i, index: j, typ: ff.Type})
+			fs = append(fs, field{key: sec + "." + tag, section: i, index: ff.Index, typ: ff.Type})
 		}
 	}
 	return fs, secs

@@ -7,9 +7,12 @@
 // The defaults follow diffusers' train_lcm_distill_*_wds.py scripts for Stable Diffusion 1.x
 // (REFERENCE-LCD.md §1), so a shipped experiment file only states what differs.
 //
-// The package depends only on the standard library and github.com/pelletier/go-toml/v2 (parsing);
-// it is imported by the experiments command and by notebooks.
+// The package depends on the standard library, github.com/pelletier/go-toml/v2 (parsing) and
+// datasets (whose Config is the [data] section); it is imported by the experiments command and by
+// notebooks.
 package spec
+
+import "github.com/golcm/golcm/datasets"
 
 // VAEFactor is the spatial downsampling of Stable Diffusion's VAE: image sizes must be multiples of it.
 const VAEFactor = 8
@@ -103,65 +106,17 @@ type LoRASpec struct {
 }
 
 // DataSpec is where training images and captions come from and how they become batches
-// (REFERENCE-LCD.md §7.1, §7.2).
+// (REFERENCE-LCD.md §7.1, §7.2): the datasets package's Config (its keys, comments and defaults are
+// in datasets/config.go) plus the keys that are about distillation rather than the data pipeline.
 type DataSpec struct {
-	// Sources are shard specs: local paths, globs, brace ranges like {00000..01210}, http(s) URLs,
-	// folders, or "pipe:CMD" (the stdout of `sh -c CMD`), as the datasets package reads them.
-	// Default [] (none).
-	Sources []string `toml:"sources"`
-	// Format is "auto" (from file extensions and folder contents), "webdataset" (tar shards:
-	// jpg/png/jpeg/webp + txt/text/caption + json), "parquet" (image bytes and caption columns) or
-	// "imagefolder" (images with a metadata.jsonl). Default "auto".
-	Format string `toml:"format"`
+	datasets.Config
 	// Generate is the number of synthetic image/caption pairs to train on instead of sources; it
 	// needs sources = []. 0 generates none. Default 0.
 	Generate int `toml:"generate"`
-	// Resolution is the square training size in pixels: the shorter side is resized to it, then
-	// cropped; a multiple of 8 (the VAE factor). Default 512 (the SDXL scripts use 1024).
-	Resolution int `toml:"resolution"`
-	// CenterCrop crops the center instead of a random window. diffusers' WebDataset scripts accept
-	// and ignore the flag; golcm honours it for every format. Default false.
-	CenterCrop bool `toml:"center_crop"`
-	// RandomFlip flips images horizontally with probability 0.5 (also honoured for every format).
-	// Default false.
-	RandomFlip bool `toml:"random_flip"`
-	// Interpolation is the resize filter, computed as PIL's: "bilinear", "bicubic", "lanczos", "box",
-	// "hamming" or "nearest" (--interpolation_type's choices but nearest_exact). Default "bilinear".
-	Interpolation string `toml:"interpolation"`
 	// FixCropAndSize makes an SDXL teacher's micro-conditioning use original_size = (res, res) and
 	// crop = (0, 0), as --use_fix_crop_and_size; SD 1.x/2.x teachers have no micro-conditioning.
 	// Default false.
 	FixCropAndSize bool `toml:"fix_crop_and_size"`
-	// BatchSize is the number of images per micro-batch. Default 16.
-	BatchSize int `toml:"batch_size"`
-	// Workers is the number of parallel decoders; 0 uses one per CPU. Default 0.
-	Workers int `toml:"workers"`
-	// ShuffleBuffer is the size of the sample shuffle buffer; 0 keeps stream order. Default 1000.
-	ShuffleBuffer int `toml:"shuffle_buffer"`
-	// ImageColumn is the parquet column holding image bytes (or a {bytes, path} struct).
-	// Default "image".
-	ImageColumn string `toml:"image_column"`
-	// CaptionColumn is the parquet column (and image-folder metadata.jsonl field) holding the
-	// caption, a string or a list of strings. Default "text".
-	CaptionColumn string `toml:"caption_column"`
-	// MinWidth drops samples whose JSON metadata gives a width_field smaller than this (a missing
-	// field counts as 0, as diffusers' WebdatasetFilter; the SDXL scripts use 700); 0 turns it
-	// off. While any of min_width, min_height, max_watermark is on, samples without JSON metadata
-	// are dropped. Default 0.
-	MinWidth int `toml:"min_width"`
-	// MinHeight is min_width for height_field. Default 0.
-	MinHeight int `toml:"min_height"`
-	// MaxWatermark drops samples whose JSON "pwatermark" exceeds it (a missing value counts as 1;
-	// the SDXL scripts use 0.5); 0 turns it off. Default 0.
-	MaxWatermark float64 `toml:"max_watermark"`
-	// WidthField is the JSON metadata field min_width reads: LAION's "original_width" (as the SD
-	// scripts' unused filter), or "width" as the SDXL scripts' filter. Default "original_width".
-	WidthField string `toml:"width_field"`
-	// HeightField is the JSON metadata field min_height reads. Default "original_height".
-	HeightField string `toml:"height_field"`
-	// MaxConsecutiveDrops is how many samples in a row may be dropped (undecodable or filtered)
-	// before the loader fails, so a dead source or an impossible filter stops the run. Default 1000.
-	MaxConsecutiveDrops int `toml:"max_consecutive_drops"`
 	// VAEEncodeBatchSize is the chunk size for encoding images to latents. Default 32 (the SDXL
 	// scripts use 8).
 	VAEEncodeBatchSize int `toml:"vae_encode_batch_size"`
@@ -198,18 +153,19 @@ type OptimSpec struct {
 // RunSpec is everything about one run that is not the method: outputs, checkpoints, validation,
 // logging and the compute backend.
 type RunSpec struct {
-	// OutputDir receives config.toml, metrics.jsonl, checkpoints, samples and the final weights.
-	// Default "runs/lcm".
+	// OutputDir receives config.toml, metrics.jsonl, checkpoints/, validation/ samples and the final
+	// weights. Default "runs/lcm".
 	OutputDir string `toml:"output_dir"`
 	// Seed seeds data order, noise and initialisation. Default 0.
 	Seed int64 `toml:"seed"`
-	// CheckpointEvery writes output_dir/checkpoint-<step> every N optimizer steps; 0 writes only the
-	// final weights. Default 500.
+	// CheckpointEvery writes output_dir/checkpoints/step-<step> every N optimizer steps; the last
+	// step (and an interrupted run) is always checkpointed, so 0 writes only that final checkpoint.
+	// Default 500.
 	CheckpointEvery int `toml:"checkpoint_every"`
 	// CheckpointsKeep is how many checkpoints to keep, deleting the oldest; 0 keeps all. Default 0.
 	CheckpointsKeep int `toml:"checkpoints_keep"`
-	// Resume is "" (start fresh), "latest" (the newest checkpoint-N in output_dir, or fresh when
-	// there is none, as diffusers) or the path of a checkpoint folder. Default "".
+	// Resume is "" (start fresh), "latest" (the newest output_dir/checkpoints/step-<step>, or fresh
+	// when there is none, as diffusers) or the path of a checkpoint folder. Default "".
 	Resume string `toml:"resume"`
 	// ValidationEvery samples the validation prompts every N optimizer steps; 0 turns validation
 	// off. Default 200.
@@ -241,8 +197,9 @@ type RunSpec struct {
 	// "xla:cuda", or "go:ops_sequential" for less peak memory on the pure-Go backend); "" uses
 	// $GOMLX_BACKEND, else XLA when a PJRT plugin is installed, else the pure-Go backend. Default "".
 	Backend string `toml:"backend"`
-	// MixedPrecision is the dtype of the frozen networks and activations: "no" (float32), "fp16" or
-	// "bf16"; trained weights stay float32. Default "no".
+	// MixedPrecision is the dtype of the frozen networks and activations; only "no" (float32) runs
+	// for now: fp16 and bf16 are refused by validation until the mixed-precision step exists.
+	// Trained weights stay float32. Default "no".
 	MixedPrecision string `toml:"mixed_precision"`
 	// GradientCheckpointing recomputes the student's activations in the backward pass to save
 	// memory. Default false.
@@ -276,17 +233,8 @@ func Default() Spec {
 			},
 		},
 		Data: DataSpec{
-			Format:              "auto",
-			Resolution:          512,
-			Interpolation:       "bilinear",
-			BatchSize:           16,
-			ShuffleBuffer:       1000,
-			ImageColumn:         "image",
-			CaptionColumn:       "text",
-			WidthField:          "original_width",
-			HeightField:         "original_height",
-			MaxConsecutiveDrops: 1000,
-			VAEEncodeBatchSize:  32,
+			Config:             datasets.DefaultConfig(),
+			VAEEncodeBatchSize: 32,
 		},
 		Optim: OptimSpec{
 			LR:                        1e-4,

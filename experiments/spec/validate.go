@@ -30,7 +30,8 @@ type problem struct {
 type checker struct {
 	s         *Spec
 	problems  []problem
-	nonFinite map[string]bool // float keys holding NaN or an infinity
+	nonFinite map[string]bool     // float keys holding NaN or an infinity
+	accepted  map[string][]string // the keys with a fixed set of values, and those values
 }
 
 // kv is `key = value` as written in TOML.
@@ -77,6 +78,7 @@ func (c *checker) nonNegative(key string) {
 }
 
 func (c *checker) oneOf(key string, choices ...string) {
+	c.accepted[key] = choices
 	if !slices.Contains(choices, fieldByKey[key].value(c.s).String()) {
 		quoted := make([]string, len(choices))
 		for i, ch := range choices {
@@ -123,8 +125,14 @@ func (c *checker) listOfNames(key string, required bool) {
 	}
 }
 
-func (s Spec) problems() []problem {
-	c := &checker{s: &s, nonFinite: map[string]bool{}}
+func (s Spec) problems() []problem { return s.check().problems }
+
+// acceptedValues lists the keys that take one of a fixed set of values, with the values Validate
+// accepts.
+func acceptedValues() map[string][]string { return Default().check().accepted }
+
+func (s Spec) check() *checker {
+	c := &checker{s: &s, nonFinite: map[string]bool{}, accepted: map[string][]string{}}
 
 	// Every float must be finite (only code, not TOML, can set NaN or an infinity); other checks
 	// skip such keys.
@@ -195,6 +203,7 @@ func (s Spec) problems() []problem {
 	c.floatIn("data.max_watermark", 0, 1, false)
 	c.nonEmpty("data.width_field")
 	c.nonEmpty("data.height_field")
+	c.nonEmpty("data.watermark_field")
 	c.intAtLeast("data.max_consecutive_drops", 1)
 	c.intAtLeast("data.vae_encode_batch_size", 1)
 
@@ -244,7 +253,12 @@ func (s Spec) problems() []problem {
 	if name, _, _ := strings.Cut(r.Backend, ":"); r.Backend != "" && name != "go" && name != "xla" {
 		c.fail([]string{"run.backend"}, `%s must be "", "go" or "xla", optionally followed by ":config"`, c.kv("run.backend"))
 	}
-	c.oneOf("run.mixed_precision", "no", "fp16", "bf16")
+	// fp16 and bf16 wait for the mixed-precision step; refusing them here names the file and line.
+	if mp := r.MixedPrecision; mp == "fp16" || mp == "bf16" {
+		c.fail([]string{"run.mixed_precision"}, `%s is not implemented yet: only "no" (float32) runs`, c.kv("run.mixed_precision"))
+	} else {
+		c.oneOf("run.mixed_precision", "no")
+	}
 
-	return c.problems
+	return c
 }

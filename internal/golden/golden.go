@@ -13,6 +13,7 @@ package golden
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -341,4 +342,13 @@ func Host(t testing.TB, x *tensors.Tensor) ([]float32, []int) {
 		t.Fatalf("%v (dtype %s)", err, x.DType())
 	}
 	return data, x.Shape().Dimensions
+}
+
+// MaxAbsDiff is the largest |a[i] - b[i]|, for tests that compare two runs.
+func MaxAbsDiff(a, b []float32) float64 {
+	m := 0.0
+	for i := range a {
+		m = max(m, math.Abs(float64(a[i])-float64(b[i])))
+	}
+	return m
 }

@@ -1,10 +1,9 @@
 package clip
 
 import (
-	"encoding/json"
-	"fmt"
-	"os"
 	"strings"
+
+	"github.com/golcm/golcm/models/hub"
 )
 
 // Architectures golcm builds from a text encoder's config.json.
@@ -57,31 +56,17 @@ func defaultConfig() Config {
 	}
 }
 
-// ReadConfig reads and validates a text encoder config.json.
-func ReadConfig(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("clip config: %w", err)
-	}
-	return ParseConfig(data, path)
+// ParseConfig decodes config.json bytes (path is used in errors) on top of
+// transformers' defaults and validates the result (hub.ParseModelConfig).
+func ParseConfig(data []byte, path string) (*Config, error) {
+	return hub.ParseModelConfig[Config]("clip", data, path, defaultConfig())
 }
 
-// ParseConfig decodes config.json bytes (path is used in errors) on top of
-// transformers' defaults and validates the result.
-func ParseConfig(data []byte, path string) (*Config, error) {
-	c := defaultConfig()
-	if err := json.Unmarshal(data, &c); err != nil {
-		return nil, fmt.Errorf("clip config %s: %w", path, err)
-	}
-	c.Path = path
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	return &c, nil
-}
+// SetPath records the file the config was read from, for errors.
+func (c *Config) SetPath(path string) { c.Path = path }
 
 func (c *Config) errorf(key string, format string, args ...any) error {
-	return fmt.Errorf("clip config %s: %s: %s", c.Path, key, fmt.Sprintf(format, args...))
+	return hub.ConfigError("clip", c.Path, key, format, args...)
 }
 
 // Validate checks every key against what golcm implements and sets

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"github.com/golcm/golcm/models/hub"
 	"github.com/golcm/golcm/models/nn"
 )
 
@@ -24,7 +25,7 @@ const positionIDsBuffer = "text_model.embeddings.position_ids"
 // weight file (model.safetensors, a sharded index, or with variant "fp16"
 // the .fp16. files).
 func Load(dir, variant string) (*Model, error) {
-	cfg, err := ReadConfig(filepath.Join(dir, "config.json"))
+	cfg, err := hub.ReadModelConfig[Config]("clip", filepath.Join(dir, "config.json"), defaultConfig())
 	if err != nil {
 		return nil, err
 	}

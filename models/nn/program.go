@@ -8,6 +8,8 @@ import (
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read as math
 	"github.com/gomlx/gomlx/core/tensors"
+
+	"github.com/golcm/golcm/backend"
 )
 
 // freqsDType is the dtype embeddings are computed in (float32, as diffusers).
@@ -59,7 +61,8 @@ func Compile(b compute.Backend, groups []*Weights, opts Options, build BuildFn) 
 }
 
 // Run executes the program on the inputs (host or device tensors) and
-// returns the outputs. Graph-building panics come back as errors.
+// returns the outputs. Graph-building panics come back as errors
+// (backend.Catch: a panicked error keeps its chain).
 func (p *Program) Run(inputs ...*tensors.Tensor) (outs []*tensors.Tensor, err error) {
 	args := make([]any, 0, len(inputs)+64)
 	for _, w := range p.groups {
@@ -70,12 +73,10 @@ func (p *Program) Run(inputs ...*tensors.Tensor) (outs []*tensors.Tensor, err er
 	for _, t := range inputs {
 		args = append(args, t)
 	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%v", r)
-		}
-	}()
-	return p.exec.Exec(args...)
+	if caught := backend.Catch(func() { outs, err = p.exec.Exec(args...) }); caught != nil {
+		return nil, caught
+	}
+	return outs, err
 }
 
 // Finalize frees the compiled graphs.

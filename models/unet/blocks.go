@@ -50,7 +50,7 @@ func (m *model) resnet(s nn.Scope, x *Node, outCh int) *Node {
 func (m *model) transformer(s nn.Scope, x *Node, heads, layers int) *Node {
 	return checkpointed(s, x, func(x *Node) *Node {
 		d := x.Shape().Dimensions
-		B, C, H, W := d[0], d[1], d[2], d[3]
+		B, H, W := d[0], d[2], d[3]
 		h := nn.GroupNorm(s.In("norm"), x, m.cfg.NormNumGroups, transformerNormEps)
 		toTokens := func(h *Node) *Node {
 			c := h.Shape().Dimensions[1]
@@ -73,7 +73,6 @@ func (m *model) transformer(s nn.Scope, x *Node, heads, layers int) *Node {
 		} else {
 			h = nn.Conv2d(s.In("proj_out"), toImage(h), 1, [4]int{})
 		}
-		_ = C
 		return Add(h, x)
 	})
 }

@@ -3,9 +3,10 @@ package unet
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
+
+	"github.com/golcm/golcm/models/hub"
 )
 
 // Config is the part of diffusers' UNet2DConditionModel config.json golcm
@@ -94,28 +95,14 @@ func defaultConfig() Config {
 	}
 }
 
-// ReadConfig reads and validates a UNet config.json.
-func ReadConfig(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("unet config: %w", err)
-	}
-	return ParseConfig(data, path)
+// ParseConfig decodes config.json bytes (path is used in errors) on top of
+// diffusers' defaults and validates the result (hub.ParseModelConfig).
+func ParseConfig(data []byte, path string) (*Config, error) {
+	return hub.ParseModelConfig[Config]("unet", data, path, defaultConfig())
 }
 
-// ParseConfig decodes config.json bytes (path is used in errors) on top of
-// diffusers' defaults and validates the result.
-func ParseConfig(data []byte, path string) (*Config, error) {
-	c := defaultConfig()
-	if err := json.Unmarshal(data, &c); err != nil {
-		return nil, fmt.Errorf("unet config %s: %w", path, err)
-	}
-	c.Path = path
-	if err := c.Resolve(); err != nil {
-		return nil, err
-	}
-	return &c, nil
-}
+// SetPath records the file the config was read from, for errors.
+func (c *Config) SetPath(path string) { c.Path = path }
 
 // Marshal writes the config back as diffusers' config.json, with
 // time_cond_proj_dim as currently set.
@@ -138,7 +125,7 @@ func (c *Config) Marshal(original []byte) ([]byte, error) {
 }
 
 func (c *Config) errorf(key string, format string, args ...any) error {
-	return fmt.Errorf("unet config %s: %s: %s", c.Path, key, fmt.Sprintf(format, args...))
+	return hub.ConfigError("unet", c.Path, key, format, args...)
 }
 
 // perLevel reads a key that is an int (same for every level) or a list with
@@ -166,9 +153,9 @@ func (c *Config) perLevel(key string, raw json.RawMessage, n int, def []int) ([]
 	return list, nil
 }
 
-// Resolve checks every key against what golcm implements and fills the
+// Validate checks every key against what golcm implements and fills the
 // per-level fields.
-func (c *Config) Resolve() error {
+func (c *Config) Validate() error {
 	n := len(c.BlockOutChannels)
 	if n == 0 {
 		return c.errorf("block_out_channels", "is empty")
@@ -253,6 +240,7 @@ func (c *Config) Resolve() error {
 		{c.ConvInKernel%2 == 1, "conv_in_kernel", c.ConvInKernel},
 		{c.ConvOutKernel%2 == 1, "conv_out_kernel", c.ConvOutKernel},
 		{c.DownsamplePadding == 0 || c.DownsamplePadding == 1, "downsample_padding", c.DownsamplePadding},
+		{c.MidBlockScaleFactor == 1, "mid_block_scale_factor", c.MidBlockScaleFactor},
 	}
 	for _, ch := range checks {
 		if !ch.ok {

@@ -97,9 +97,6 @@ func forward(s nn.Scope, cfg *Config, in Inputs) *Node {
 	x = m.resnet(mid.In("resnets", 0), x, cfg.BlockOutChannels[last])
 	x = m.transformer(mid.In("attentions", 0), x, cfg.Heads[last], cfg.Transformer[last])
 	x = m.resnet(mid.In("resnets", 1), x, cfg.BlockOutChannels[last])
-	if cfg.MidBlockScaleFactor != 1 {
-		panic(fmt.Errorf("unet: mid_block_scale_factor %v is not supported", cfg.MidBlockScaleFactor))
-	}
 
 	// Up path, levels reversed; each resnet takes a skip concatenated on
 	// the channel axis, popped from the end.

@@ -2,9 +2,9 @@ package vae
 
 import (
 	"encoding/json"
-	"fmt"
-	"os"
 	"strings"
+
+	"github.com/golcm/golcm/models/hub"
 )
 
 // Config is the part of diffusers' AutoencoderKL config.json golcm reads.
@@ -61,31 +61,17 @@ func defaultConfig() Config {
 	}
 }
 
-// ReadConfig reads and validates a VAE config.json.
-func ReadConfig(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("vae config: %w", err)
-	}
-	return ParseConfig(data, path)
+// ParseConfig decodes config.json bytes (path is used in errors) on top of
+// diffusers' defaults and validates the result (hub.ParseModelConfig).
+func ParseConfig(data []byte, path string) (*Config, error) {
+	return hub.ParseModelConfig[Config]("vae", data, path, defaultConfig())
 }
 
-// ParseConfig decodes config.json bytes (path is used in errors) on top of
-// diffusers' defaults and validates the result.
-func ParseConfig(data []byte, path string) (*Config, error) {
-	c := defaultConfig()
-	if err := json.Unmarshal(data, &c); err != nil {
-		return nil, fmt.Errorf("vae config %s: %w", path, err)
-	}
-	c.Path = path
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	return &c, nil
-}
+// SetPath records the file the config was read from, for errors.
+func (c *Config) SetPath(path string) { c.Path = path }
 
 func (c *Config) errorf(key string, format string, args ...any) error {
-	return fmt.Errorf("vae config %s: %s: %s", c.Path, key, fmt.Sprintf(format, args...))
+	return hub.ConfigError("vae", c.Path, key, format, args...)
 }
 
 // Validate checks every key against what golcm implements.

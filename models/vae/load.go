@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/golcm/golcm/models/hub"
 	"github.com/golcm/golcm/models/nn"
 )
 
@@ -19,7 +20,7 @@ type Model struct {
 // AutoencoderKL folder works, so a separately published VAE (SD-XL's
 // fp16-fix, sd-vae-ft-mse) can stand in for a pipeline's own.
 func Load(dir, variant string) (*Model, error) {
-	cfg, err := ReadConfig(filepath.Join(dir, "config.json"))
+	cfg, err := hub.ReadModelConfig[Config]("vae", filepath.Join(dir, "config.json"), defaultConfig())
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package lcm
+package sampling
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package lcm
+package sampling
 
 import (
 	"encoding/json"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/golcm/golcm/backend"
 	"github.com/golcm/golcm/internal/golden"
+	"github.com/golcm/golcm/lcm"
 	"github.com/golcm/golcm/models/clip"
 	"github.com/golcm/golcm/models/lora"
 	"github.com/golcm/golcm/models/nn"
@@ -208,7 +209,7 @@ func TestSamplerReadsWeightsEachCall(t *testing.T) {
 	}
 	p.UNet.Weights.SetFloat32("conv_out.bias", bias, dims...)
 	after := sample(t, s, req)
-	if maxAbsDiff(before.Denoised[0], after.Denoised[0]) < 1e-3 {
+	if golden.MaxAbsDiff(before.Denoised[0], after.Denoised[0]) < 1e-3 {
 		t.Errorf("changing conv_out.bias did not change the samples")
 	}
 	fresh := sample(t, newSampler(t, b, p, nil, nil, opts), req)
@@ -247,13 +248,13 @@ func TestSamplerLoRAUnfusedMatchesFused(t *testing.T) {
 	fusedModel := &unet.Model{Config: p.UNet.Config, Weights: fusedWeights, RawConfig: p.UNet.RawConfig}
 	fused := sample(t, newSampler(t, b, p, fusedModel, nil, opts), req)
 	for k := range unfused.Denoised {
-		d := maxAbsDiff(unfused.Denoised[k], fused.Denoised[k])
-		t.Logf("step %d: |unfused - fused| = %.2g, |unfused - no lora| = %.2g", k, d, maxAbsDiff(unfused.Denoised[k], plain.Denoised[k]))
+		d := golden.MaxAbsDiff(unfused.Denoised[k], fused.Denoised[k])
+		t.Logf("step %d: |unfused - fused| = %.2g, |unfused - no lora| = %.2g", k, d, golden.MaxAbsDiff(unfused.Denoised[k], plain.Denoised[k]))
 		if d > 1e-4 {
 			t.Errorf("step %d: unfused and fused adapters differ by %g", k, d)
 		}
 	}
-	if maxAbsDiff(unfused.Denoised[0], plain.Denoised[0]) < 1e-3 {
+	if golden.MaxAbsDiff(unfused.Denoised[0], plain.Denoised[0]) < 1e-3 {
 		t.Errorf("the adapters changed nothing")
 	}
 }
@@ -306,7 +307,7 @@ func TestSamplerSDXLGuidance(t *testing.T) {
 	}
 	// One LCMScheduler step at t=999 (the last, so no noise).
 	step := func(out []float32) []float32 {
-		sched, err := NewLCMScheduler(s.sched)
+		sched, err := lcm.NewLCMScheduler(s.sched)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -319,10 +320,10 @@ func TestSamplerSDXLGuidance(t *testing.T) {
 		}
 		return denoised
 	}
-	if d := maxAbsDiff(res.Denoised[0], step(guided)); d > 1e-5 {
+	if d := golden.MaxAbsDiff(res.Denoised[0], step(guided)); d > 1e-5 {
 		t.Errorf("denoised differs from the hand-made CFG step by %g", d)
 	}
-	if d := maxAbsDiff(res.Denoised[0], step(cond)); d < 1e-4 {
+	if d := golden.MaxAbsDiff(res.Denoised[0], step(cond)); d < 1e-4 {
 		t.Errorf("guidance made no difference (%g)", d)
 	}
 	if res.Width != 64 || res.Height != 48 {

@@ -1,4 +1,4 @@
-package runner
+package datasets
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package lcm
+package sampling
 
 import (
 	"fmt"
@@ -9,6 +9,7 @@ import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read as math
 	"github.com/gomlx/gomlx/core/tensors"
 
+	"github.com/golcm/golcm/lcm"
 	"github.com/golcm/golcm/models/clip"
 	"github.com/golcm/golcm/models/lora"
 	"github.com/golcm/golcm/models/nn"
@@ -107,7 +108,7 @@ type Sampler struct {
 	model    *unet.Model
 	adapters *lora.Adapters
 	opts     nn.Options
-	sched    SchedulerConfig
+	sched    lcm.SchedulerConfig
 	cond     *clip.Conditioner
 	vae      *vae.Runner
 
@@ -129,11 +130,11 @@ func NewSampler(b compute.Backend, p *pipeline.Pipeline, student *unet.Model, ad
 	if err := p.CheckUNet(model); err != nil {
 		return nil, fmt.Errorf("sampler: %w", err)
 	}
-	sched, err := ReadSchedulerConfig(p.SchedulerConfig)
+	sched, err := lcm.ReadSchedulerConfig(p.SchedulerConfig)
 	if err != nil {
 		return nil, fmt.Errorf("sampler: %w", err)
 	}
-	if _, err := NewLCMScheduler(sched); err != nil {
+	if _, err := lcm.NewLCMScheduler(sched); err != nil {
 		return nil, fmt.Errorf("sampler: %w", err)
 	}
 	cond, err := clip.NewConditioner(b, opts, p.TextEncoders...)
@@ -259,7 +260,7 @@ func (s *Sampler) Sample(req SampleRequest) (*SampleResult, error) {
 	var sched stepper
 	switch req.Scheduler {
 	case "", "lcm":
-		lcmSched, err := NewLCMScheduler(s.sched)
+		lcmSched, err := lcm.NewLCMScheduler(s.sched)
 		if err != nil {
 			return nil, err
 		}
@@ -268,7 +269,7 @@ func (s *Sampler) Sample(req SampleRequest) (*SampleResult, error) {
 		}
 		sched = lcmStepper{lcmSched}
 	case "ddim":
-		ddim, err := NewDDIMScheduler(s.sched)
+		ddim, err := lcm.NewDDIMScheduler(s.sched)
 		if err != nil {
 			return nil, err
 		}
@@ -412,7 +413,7 @@ func (s *Sampler) conditioning(r *request) (*unetInputs, *SampleResult, error) {
 		for i := range w {
 			w[i] = float32(r.Guidance - 1)
 		}
-		res.TimestepCond = GuidanceEmbedding(w, *d)
+		res.TimestepCond = lcm.GuidanceEmbedding(w, *d)
 		in.timestepCond = tensors.FromFlatDataAndDimensions(res.TimestepCond, r.batch, *d)
 	}
 	return in, res, nil
@@ -547,24 +548,24 @@ func concatBatch(a, b *tensors.Tensor) (*tensors.Tensor, error) {
 // stepper is what the sampling loop needs of a scheduler.
 type stepper interface {
 	timesteps() []int64
-	schedule() *NoiseSchedule
+	schedule() *lcm.NoiseSchedule
 	needsNoise(t int64) (bool, error)
 	step(out, latents []float32, t int64, noise []float32) (prev, denoised []float32, err error)
 }
 
-type lcmStepper struct{ *LCMScheduler }
+type lcmStepper struct{ *lcm.LCMScheduler }
 
 func (l lcmStepper) timesteps() []int64               { return l.Timesteps }
-func (l lcmStepper) schedule() *NoiseSchedule         { return l.Schedule }
+func (l lcmStepper) schedule() *lcm.NoiseSchedule     { return l.Schedule }
 func (l lcmStepper) needsNoise(t int64) (bool, error) { return l.NeedsNoise(t) }
 func (l lcmStepper) step(out, x []float32, t int64, noise []float32) ([]float32, []float32, error) {
 	return l.Step(out, x, t, noise)
 }
 
-type ddimStepper struct{ *DDIMScheduler }
+type ddimStepper struct{ *lcm.DDIMScheduler }
 
 func (d ddimStepper) timesteps() []int64             { return d.Timesteps }
-func (d ddimStepper) schedule() *NoiseSchedule       { return d.Schedule }
+func (d ddimStepper) schedule() *lcm.NoiseSchedule   { return d.Schedule }
 func (d ddimStepper) needsNoise(int64) (bool, error) { return false, nil }
 func (d ddimStepper) step(out, x []float32, t int64, _ []float32) ([]float32, []float32, error) {
 	return d.Step(out, x, t)
