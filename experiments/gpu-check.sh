@@ -6,6 +6,9 @@
 #           uninterrupted run
 #   bench   bench rows, each in its own process so the card's peak memory is that row's: tiny, small,
 #           SD 1.5 forward, SD 1.5 full and LoRA distillation steps at a few batch sizes
+#   torch   where python3 has PyTorch with CUDA: experiments/gpu-check-torch.py, the same work in
+#           PyTorch (the card's matmul rates; SD 1.5 rows where diffusers imports, or DIFFUSERS_SRC
+#           names its source folder)
 # and prints a summary: per stage its status and seconds, per bench row seconds per step, samples per
 # second and device memory.
 #
@@ -23,8 +26,8 @@
 #   GOLCM_BIN            golcm binary; default: built with `go build` (cgo) into the work folder
 #   GPU_CHECK_WORK       work folder for runs (default OUTDIR/work, or /tmp/golcm-gpu-check when OUTDIR
 #                        is $OUT); OUTDIR gets five files: summary.txt, gpu-check.log, bench.txt,
-#                        env.txt, tiny-sample.png
-#   GPU_CHECK_STAGES     stages to run, default "env tiny resume bench"
+#                        env.txt, tiny-sample.png, and torch.jsonl from the torch stage
+#   GPU_CHECK_STAGES     stages to run, default "env tiny resume bench torch"
 #   GPU_CHECK_QUICK=1    tiny bench rows only and a shorter resume run (a CPU test of this script)
 #   GPU_CHECK_BENCH      bench rows as -only:batch words (batch 0: the row's own), default below
 #   GPU_CHECK_BUDGET_S   seconds for the whole script (default 540); a row or stage that would start
@@ -50,7 +53,7 @@ fi
 mkdir -p "$WORK" && WORK=$(cd "$WORK" && pwd)
 LOG=$OUTDIR/gpu-check.log
 : >"$LOG"
-STAGES=${GPU_CHECK_STAGES:-env tiny resume bench}
+STAGES=${GPU_CHECK_STAGES:-env tiny resume bench torch}
 QUICK=${GPU_CHECK_QUICK:-}
 BUDGET=${GPU_CHECK_BUDGET_S:-540}
 MIN_S=${GPU_CHECK_MIN_S:-30}
@@ -147,10 +150,11 @@ elif [[ -n ${GOMLX_BACKEND:-} ]]; then
 elif PJRT_PLUGIN=$(find_plugin); then
 	export GOMLX_BACKEND="xla:$PJRT_PLUGIN"
 else
-	echo "gpu-check: no PJRT CUDA plugin found: pip install jax-cuda13-pjrt (or jax-cuda12-pjrt), or set" \
+	echo "gpu-check: no PJRT CUDA plugin found: pip install \"jax-cuda13-plugin[with-cuda]\" (README, GPU), or set" \
 		"PJRT_PLUGIN=/path/to/xla_cuda_plugin.so; GOMLX_BACKEND=go runs the checks on the CPU" >&2
 	exit 2
 fi
+ORIG_LD=${LD_LIBRARY_PATH:-} ORIG_XF=${XLA_FLAGS:-}
 [[ -n ${PJRT_PLUGIN:-} ]] && cuda_env "$PJRT_PLUGIN"
 export GOMLX_BACKEND
 # golcm's own defaults on XLA: no preallocation (go-xla's default), so nvidia-smi shows what a row uses.
@@ -165,8 +169,9 @@ elif command -v go >/dev/null; then
 	BIN=$WORK/golcm
 	t0=$(now)
 	log "building golcm with cgo into $BIN"
-	if ! CGO_ENABLED=1 go build -o "$BIN" ./experiments >>"$LOG" 2>&1; then
-		record build FAIL "$(since "$t0")" "go build failed (see $LOG)"
+	if ! CGO_ENABLED=1 go build -o "$BIN" ./experiments >"$WORK/build.out" 2>&1; then
+		cat "$WORK/build.out" >>"$LOG"
+		record build FAIL "$(since "$t0")" "go build failed: $(tail -1 "$WORK/build.out") (README: Set up)"
 		exit 1
 	fi
 	record build ok "$(since "$t0")" "$BIN"
@@ -219,12 +224,26 @@ stage_env() {
 		fi
 	} >"$OUTDIR/env.txt" 2>&1
 	cat "$OUTDIR/env.txt" >>"$LOG"
-	# `bench -only none` creates the backend, prints its line and runs no row.
-	if run_logged backend "$BIN" bench -only none; then
-		record env ok "$(since "$t0")" "$(grep -m1 '^backend:' "$WORK/backend.out")"
-	else
-		record env FAIL "$(since "$t0")" "the backend did not start: $(tail -1 "$WORK/backend.out")"
-	fi
+	# The probe: the tiny bench rows once, so the plugin loads, XLA compiles (libdevice, ptxas) and
+	# runs. The library path and XLA_FLAGS set above are the first try; without either (the plugin's
+	# own RPATH, XLA's own search) the next ones, so one run on a GPU machine finds what works.
+	local tries=("${LD_LIBRARY_PATH:-}|${XLA_FLAGS:-}") try seen="" n=0
+	[[ -n ${PJRT_PLUGIN:-} ]] && tries+=("$ORIG_LD|${XLA_FLAGS:-}" "${LD_LIBRARY_PATH:-}|$ORIG_XF" "$ORIG_LD|$ORIG_XF")
+	for try in "${tries[@]}"; do
+		[[ $seen == *"<$try>"* ]] && continue
+		seen+="<$try>"
+		n=$((n + 1))
+		export LD_LIBRARY_PATH=${try%%|*} XLA_FLAGS=${try#*|}
+		log "probe $n: LD_LIBRARY_PATH=$LD_LIBRARY_PATH XLA_FLAGS=$XLA_FLAGS"
+		if run_logged backend "$BIN" bench -only tiny -repeats 1; then
+			record env ok "$(since "$t0")" "probe $n ran; $(grep -m1 '^backend:' "$WORK/backend.out")"
+			echo "probe $n ran: LD_LIBRARY_PATH=$LD_LIBRARY_PATH XLA_FLAGS=$XLA_FLAGS" >>"$OUTDIR/env.txt"
+			return
+		fi
+		(($(left) < MIN_S)) && break
+	done
+	record env FAIL "$(since "$t0")" "golcm did not run on $GOMLX_BACKEND ($n tries, see the log): $(grep -v '^\s*$' "$WORK/backend.out" | tail -1 | cut -c1-300)"
+	ENV_FAILED=1
 }
 
 TINY_TEACHER=$WORK/tiny-teacher
@@ -374,14 +393,34 @@ stage_bench() {
 	record bench "$( ((failed)) && echo FAIL || echo ok)" "$(since "$t0")" "rows: $BENCH_ROWS"
 }
 
+stage_torch() {
+	local t0
+	t0=$(now)
+	if ! python3 -c 'import torch, sys; sys.exit(not torch.cuda.is_available())' 2>/dev/null; then
+		record torch skipped "$(since "$t0")" "no PyTorch with CUDA in python3"
+		return
+	fi
+	if ! run_logged torch python3 experiments/gpu-check-torch.py --budget-s "$(($(left) - 20))"; then
+		record torch FAIL "$(since "$t0")" "$(tail -1 "$WORK/torch.out")"
+		return
+	fi
+	grep '^{' "$WORK/torch.out" >"$OUTDIR/torch.jsonl"
+	record torch ok "$(since "$t0")" "$(grep -c '"seconds"' "$OUTDIR/torch.jsonl") rows timed, in torch.jsonl"
+}
+
+ENV_FAILED=""
 for stage in $STAGES; do
+	if [[ -n $ENV_FAILED && $stage != torch ]]; then
+		record "$stage" skipped 0 "golcm does not run on this backend (stage env)"
+		continue
+	fi
 	if (($(left) < MIN_S)); then
 		record "$stage" skipped 0 "GPU_CHECK_BUDGET_S=$BUDGET spent"
 		continue
 	fi
 	case $stage in
-	env | tiny | resume | bench) "stage_$stage" ;;
-	*) record "$stage" FAIL 0 "unknown stage (choices: env tiny resume bench)" ;;
+	env | tiny | resume | bench | torch) "stage_$stage" ;;
+	*) record "$stage" FAIL 0 "unknown stage (choices: env tiny resume bench torch)" ;;
 	esac
 done
 
@@ -391,6 +430,7 @@ done
 	printf '%-8s %-8s %8s  %s\n' stage status seconds detail
 	printf '%s\n' "${SUMMARY[@]}"
 	[[ -f $WORK/bench-table.txt ]] && echo && cat "$WORK/bench-table.txt"
+	[[ -s $OUTDIR/torch.jsonl ]] && echo && echo "PyTorch on the same machine:" && cat "$OUTDIR/torch.jsonl"
 } >"$OUTDIR/summary.txt"
 echo
 cat "$OUTDIR/summary.txt"
