@@ -63,7 +63,7 @@ func checkPluginFile(path string) error {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("PJRT plugin file %s does not exist (golcm never downloads a plugin: install one, "+
-			"e.g. pip install jax-cuda13-pjrt, and give its xla_cuda_plugin.so; see README, GPU)", path)
+			"e.g. pip install \"jax-cuda13-plugin[with-cuda]\", and give its xla_cuda_plugin.so; see README, GPU)", path)
 	case err != nil:
 		return fmt.Errorf("PJRT plugin file %s: %w", path, err)
 	case st.IsDir():

@@ -36,6 +36,12 @@ func xlaInfo(b compute.Backend) string {
 			parts = append(parts, fmt.Sprintf("%s=%v", k, attrs[k]))
 		}
 	}
+	if xb.IsCUDA() && xb.DotGeneralUseTF32 {
+		// go-xla's default on CUDA; it changes float32 results, so the line says it.
+		parts = append(parts, "float32 matmuls in TF32 (\",notf32\" after the plugin turns it off)")
+	}
+	// The client's platform name and version are not exported by go-xla's
+	// Backend; device 0's description names the platform and card.
 	if b.NumDevices() > 0 {
 		parts = append(parts, "device 0: "+b.DeviceDescription(0))
 	}
