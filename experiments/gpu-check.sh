@@ -4,7 +4,7 @@
 #   tiny    the tiny experiment end to end: train (validation, checkpoints), export, sample from the export
 #   resume  a short run killed with SIGKILL mid-run and resumed: it must finish, with the losses of an
 #           uninterrupted run
-#   bench   bench rows, each in its own process so the card's peak memory is that row's: tiny, small,
+#   bench   bench rows, each -only group in its own process so the card's peak memory is its own: tiny, small,
 #           SD 1.5 forward, SD 1.5 full and LoRA distillation steps at a few batch sizes
 #   torch   where python3 has PyTorch with CUDA: experiments/gpu-check-torch.py, the same work in
 #           PyTorch (the card's matmul rates; SD 1.5 rows where diffusers imports, or DIFFUSERS_SRC
@@ -157,7 +157,6 @@ fi
 ORIG_LD=${LD_LIBRARY_PATH:-} ORIG_XF=${XLA_FLAGS:-}
 [[ -n ${PJRT_PLUGIN:-} ]] && cuda_env "$PJRT_PLUGIN"
 export GOMLX_BACKEND
-# golcm's own defaults on XLA: no preallocation (go-xla's default), so nvidia-smi shows what a row uses.
 HAS_SMI=""
 command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1 && HAS_SMI=1
 
@@ -184,7 +183,8 @@ fi
 # --- device memory -----------------------------------------------------------------------------------
 
 # The card's memory in use (MiB), sampled every 100 ms while a row runs; the peak less the idle
-# level before it is that row's device memory (its allocator's reservation: an upper bound).
+# level before it is that row's device memory (its allocator's reservation: an upper bound). go-xla
+# does not preallocate the card on CUDA by default, so the reservation grows with what a row uses.
 gpu_mem_now() { nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits 2>/dev/null | head -1; }
 mem_start() {
 	MEM_FILE=$WORK/mem.$1
@@ -224,8 +224,8 @@ stage_env() {
 		fi
 	} >"$OUTDIR/env.txt" 2>&1
 	cat "$OUTDIR/env.txt" >>"$LOG"
-	# The probe: the tiny bench rows once, so the plugin loads, XLA compiles (libdevice, ptxas) and
-	# runs. The library path and XLA_FLAGS set above are the first try; without either (the plugin's
+	# The probe: the tiny bench rows (reused as the bench's tiny:0 row), so the plugin loads, XLA
+	# compiles (libdevice, ptxas) and runs. The library path and XLA_FLAGS set above are the first try; without either (the plugin's
 	# own RPATH, XLA's own search) the next ones, so one run on a GPU machine finds what works.
 	local tries=("${LD_LIBRARY_PATH:-}|${XLA_FLAGS:-}") try seen="" n=0
 	[[ -n ${PJRT_PLUGIN:-} ]] && tries+=("$ORIG_LD|${XLA_FLAGS:-}" "${LD_LIBRARY_PATH:-}|$ORIG_XF" "$ORIG_LD|$ORIG_XF")
@@ -235,11 +235,14 @@ stage_env() {
 		n=$((n + 1))
 		export LD_LIBRARY_PATH=${try%%|*} XLA_FLAGS=${try#*|}
 		log "probe $n: LD_LIBRARY_PATH=$LD_LIBRARY_PATH XLA_FLAGS=$XLA_FLAGS"
-		if run_logged backend "$BIN" bench -only tiny -repeats 1; then
+		mem_start probe
+		if run_logged backend "$BIN" bench -only tiny; then
+			PROBE_MEM=$(mem_stop)
 			record env ok "$(since "$t0")" "probe $n ran; $(grep -m1 '^backend:' "$WORK/backend.out")"
 			echo "probe $n ran: LD_LIBRARY_PATH=$LD_LIBRARY_PATH XLA_FLAGS=$XLA_FLAGS" >>"$OUTDIR/env.txt"
 			return
 		fi
+		mem_stop >/dev/null
 		(($(left) < MIN_S)) && break
 	done
 	record env FAIL "$(since "$t0")" "golcm did not run on $GOMLX_BACKEND ($n tries, see the log): $(grep -v '^\s*$' "$WORK/backend.out" | tail -1 | cut -c1-300)"
@@ -359,14 +362,17 @@ stage_bench() {
 			rows+=("$(printf '%-28s %s' "$spec" "skipped: GPU_CHECK_BUDGET_S=$BUDGET spent")")
 			continue
 		fi
-		mem_start "$only-$batch"
-		local r0 rc
-		r0=$(now)
-		run_logged "bench-$only-$batch" "$BIN" bench -only "$only" -batch "$batch"
-		rc=$?
-		local mem
-		mem=$(mem_stop)
-		local out=$WORK/bench-$only-$batch.out
+		local r0 rc=0 mem out=$WORK/bench-$only-$batch.out
+		if [[ $spec == tiny:0 && -n ${PROBE_MEM:-} ]]; then
+			cp "$WORK/backend.out" "$out" # the env probe ran these rows already
+			mem=$PROBE_MEM
+		else
+			mem_start "$only-$batch"
+			r0=$(now)
+			run_logged "bench-$only-$batch" "$BIN" bench -only "$only" -batch "$batch"
+			rc=$?
+			mem=$(mem_stop)
+		fi
 		cat "$out" >>"$OUTDIR/bench.txt"
 		if ((rc != 0)); then
 			local why="failed (status $rc): $(grep -v '^\s*$' "$out" | tail -1 | cut -c1-160)"
