@@ -30,6 +30,7 @@
 #   GPU_CHECK_STAGES     stages to run, default "env tiny resume bench torch"
 #   GPU_CHECK_QUICK=1    tiny bench rows only and a shorter resume run (a CPU test of this script)
 #   GPU_CHECK_BENCH      bench rows as -only:batch words (batch 0: the row's own), default below
+#   GPU_CHECK_PROBE_S    the most seconds one backend probe of stage env may take (default 150)
 #   GPU_CHECK_BUDGET_S   seconds for the whole script (default 540); a row or stage that would start
 #                        with less than GPU_CHECK_MIN_S (30) left is skipped, and each one is cut at
 #                        the time left
@@ -86,6 +87,7 @@ run_logged() {
 	shift
 	local t
 	t=$(left)
+	((${RUN_CAP:-0} > 0 && RUN_CAP < t)) && t=$RUN_CAP
 	log "\$ $*"
 	timeout --signal=KILL "$((t > 1 ? t : 1))" "$@" >"$WORK/$name.out" 2>&1
 	local rc=$?
@@ -220,13 +222,14 @@ stage_env() {
 		if [[ -n ${PJRT_PLUGIN:-} ]]; then
 			echo "plugin: $PJRT_PLUGIN ($(stat -c %s "$PJRT_PLUGIN") bytes)"
 			echo "plugin libraries not found: $(ldd "$PJRT_PLUGIN" 2>&1 | grep 'not found' | tr -s ' \t' ' ' | tr '\n' ';')"
-			python3 -m pip list 2>/dev/null | grep -Ei '^(jax|jaxlib|jax-cuda|nvidia-cu|nvidia-cudnn|torch) ' || true
+			python3 -m pip list 2>/dev/null | grep -Ei '^(jax|jaxlib|jax-cuda[0-9a-z-]*|nvidia-[0-9a-z-]*|torch)[[:space:]]' || true
 		fi
 	} >"$OUTDIR/env.txt" 2>&1
 	cat "$OUTDIR/env.txt" >>"$LOG"
 	# The probe: the tiny bench rows (reused as the bench's tiny:0 row), so the plugin loads, XLA
-	# compiles (libdevice, ptxas) and runs. The library path and XLA_FLAGS set above are the first try; without either (the plugin's
-	# own RPATH, XLA's own search) the next ones, so one run on a GPU machine finds what works.
+	# compiles (libdevice, ptxas) and runs. The library path and XLA_FLAGS set above are the first
+	# try; without either (the plugin's own RPATH, XLA's own search) the next ones, so one run on a
+	# GPU machine finds what works. Each try is cut at GPU_CHECK_PROBE_S (default 150).
 	local tries=("${LD_LIBRARY_PATH:-}|${XLA_FLAGS:-}") try seen="" n=0
 	[[ -n ${PJRT_PLUGIN:-} ]] && tries+=("$ORIG_LD|${XLA_FLAGS:-}" "${LD_LIBRARY_PATH:-}|$ORIG_XF" "$ORIG_LD|$ORIG_XF")
 	for try in "${tries[@]}"; do
@@ -236,13 +239,16 @@ stage_env() {
 		export LD_LIBRARY_PATH=${try%%|*} XLA_FLAGS=${try#*|}
 		log "probe $n: LD_LIBRARY_PATH=$LD_LIBRARY_PATH XLA_FLAGS=$XLA_FLAGS"
 		mem_start probe
-		if run_logged backend "$BIN" bench -only tiny; then
+		local rc=0
+		RUN_CAP=${GPU_CHECK_PROBE_S:-150} run_logged backend "$BIN" bench -only tiny || rc=$?
+		if ((rc == 0)); then
 			PROBE_MEM=$(mem_stop)
 			record env ok "$(since "$t0")" "probe $n ran; $(grep -m1 '^backend:' "$WORK/backend.out")"
 			echo "probe $n ran: LD_LIBRARY_PATH=$LD_LIBRARY_PATH XLA_FLAGS=$XLA_FLAGS" >>"$OUTDIR/env.txt"
 			return
 		fi
 		mem_stop >/dev/null
+		((rc == 124)) && echo "(cut after ${GPU_CHECK_PROBE_S:-150} s: GPU_CHECK_PROBE_S)" >>"$WORK/backend.out"
 		(($(left) < MIN_S)) && break
 	done
 	record env FAIL "$(since "$t0")" "golcm did not run on $GOMLX_BACKEND ($n tries, see the log): $(grep -v '^\s*$' "$WORK/backend.out" | tail -1 | cut -c1-300)"
