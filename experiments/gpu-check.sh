@@ -25,7 +25,7 @@
 # Environment:
 #   GOLCM_BIN            golcm binary; default: built with `go build` (cgo) into the work folder
 #   GPU_CHECK_WORK       work folder for runs (default OUTDIR/work, or /tmp/golcm-gpu-check when OUTDIR
-#                        is $OUT); OUTDIR gets five files: summary.txt, gpu-check.log, bench.txt,
+#                        is $OUT); OUTDIR gets at most six files: summary.txt, gpu-check.log, bench.txt,
 #                        env.txt, tiny-sample.png, and torch.jsonl from the torch stage
 #   GPU_CHECK_STAGES     stages to run, default "env tiny resume bench torch"
 #   GPU_CHECK_QUICK=1    tiny bench rows only and a shorter resume run (a CPU test of this script)
