@@ -90,6 +90,9 @@ var (
 // An unknown or unavailable backend is an error that lists what is available.
 func New(c Choice) (b compute.Backend, err error) {
 	c = safeGo(c)
+	if c, err = resolvePlugin(c); err != nil {
+		return nil, err
+	}
 	cacheMu.Lock()
 	defer cacheMu.Unlock()
 	if b, ok := cache[c.Config]; ok {
@@ -110,8 +113,7 @@ func New(c Choice) (b compute.Backend, err error) {
 	if err != nil {
 		hint := ""
 		if name == "xla" {
-			hint = fmt.Sprintf(" (installed PJRT plugins: %v; golcm never downloads one: install it, or set %s=go)",
-				InstalledPlugins(), EnvVar)
+			hint = loadHint(c)
 		}
 		return nil, fmt.Errorf("backend %q (%s) is unavailable%s: %w", c.Config, c.Reason, hint, err)
 	}
@@ -131,6 +133,9 @@ func Describe(b compute.Backend, c Choice) string {
 	d := fmt.Sprintf("backend: %s (%s; %s)", c.Config, b.Description(), c.Reason)
 	if c.Name() == "go" {
 		d += "; " + GoKernels()
+	}
+	if info := xlaInfo(b); info != "" {
+		d += "; " + info
 	}
 	return d
 }

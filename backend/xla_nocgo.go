@@ -2,6 +2,8 @@
 
 package backend
 
+import "github.com/gomlx/compute"
+
 // InstalledPlugins is empty without cgo: PJRT plugins are C libraries that
 // only a cgo build can load, so XLA is not compiled in and "xla" is an
 // unknown backend name.
@@ -11,3 +13,6 @@ func InstalledPlugins() []string { return nil }
 var notCompiledIn = map[string]string{
 	"xla": " (XLA loads PJRT plugins through cgo: rebuild with CGO_ENABLED=1 and a C compiler)",
 }
+
+// xlaInfo is empty without cgo: there is no XLA backend to describe.
+func xlaInfo(compute.Backend) string { return "" }

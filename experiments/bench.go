@@ -16,6 +16,7 @@ import (
 	"github.com/golcm/golcm/backend"
 	"github.com/golcm/golcm/lcm"
 	"github.com/golcm/golcm/losses"
+	"github.com/golcm/golcm/models/lora"
 	"github.com/golcm/golcm/models/nn"
 	"github.com/golcm/golcm/models/unet"
 )
@@ -26,6 +27,10 @@ type benchCase struct {
 	batch, size int // size is the latent side
 	backward    bool
 	step        bool // a whole distillation step
+	lora        bool // the step trains LoRA adapters (rank 64), not the whole UNet
+	// optIn names a row that runs only when -only names it: an SD 1.5
+	// distillation step needs a GPU's memory (tens of GiB in float32).
+	optIn string
 	// torchS is PyTorch's CPU build on a 2-core machine for the same work,
 	// the mark golcm is measured against; 0 where there is none.
 	torchS float64
@@ -33,7 +38,8 @@ type benchCase struct {
 
 func runBench(args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	only := fs.String("only", "", "comma-separated rows to run: tiny, small, sd15, step (default: all but sd15 backward)")
+	only := fs.String("only", "", "comma-separated rows to run: tiny, small, sd15, step, and the GPU-sized sd15-step, sd15-lora (default: all but those two)")
+	batch := fs.Int("batch", 0, "batch size of every row that runs (default: each row's own)")
 	repeats := fs.Int("repeats", 3, "timed repetitions after one warm-up run")
 	im2col := fs.String("conv", "auto", "convolution lowering: auto (im2col on the Go backend), im2col or native")
 	backendName := fs.String("backend", "", "backend to use (default: $GOMLX_BACKEND, else XLA when a PJRT plugin is installed, else go)")
@@ -74,10 +80,14 @@ func runBench(args []string) error {
 	cases := []benchCase{
 		{preset: "tiny", batch: 2, size: 8},
 		{preset: "tiny", batch: 2, size: 8, backward: true},
+		{preset: "tiny", batch: 2, size: 8, step: true},
+		{preset: "tiny", batch: 2, size: 8, step: true, lora: true},
 		{preset: "small", batch: 4, size: 32, torchS: 0.7},
 		{preset: "small", batch: 4, size: 32, backward: true, torchS: 1.7},
 		{preset: "small", batch: 4, size: 32, step: true},
 		{preset: "sd15", batch: 1, size: 64, torchS: 11},
+		{preset: "sd15", batch: 4, size: 64, step: true, optIn: "sd15-step"},
+		{preset: "sd15", batch: 4, size: 64, step: true, lora: true, optIn: "sd15-lora"},
 	}
 	want := map[string]bool{}
 	for _, w := range strings.Split(*only, ",") {
@@ -88,8 +98,11 @@ func runBench(args []string) error {
 	w := os.Stdout
 	fmt.Fprintf(w, "%-6s %-22s %5s %7s %10s %10s %10s %10s\n", "unet", "what", "batch", "latent", "compile_s", "run_s", "torch_s", "peak_rss")
 	for _, c := range cases {
-		if len(want) > 0 && !want[c.preset] && !(c.step && want["step"]) {
+		if c.optIn != "" && !want[c.optIn] || c.optIn == "" && len(want) > 0 && !want[c.preset] && !(c.step && want["step"]) {
 			continue
+		}
+		if *batch > 0 {
+			c.batch = *batch
 		}
 		if err := benchOne(w, b, opts, c, *repeats); err != nil {
 			return err
@@ -110,6 +123,9 @@ func benchOne(w io.Writer, b compute.Backend, opts nn.Options, c benchCase, repe
 	switch {
 	case c.step:
 		what = "distill step (full)"
+		if c.lora {
+			what = "distill step (lora)"
+		}
 		run, err = benchStep(b, opts, cfg, c, rng)
 		if err != nil {
 			return err
@@ -153,15 +169,26 @@ func benchOne(w io.Writer, b compute.Backend, opts nn.Options, c benchCase, repe
 func benchStep(b compute.Backend, opts nn.Options, cfg *unet.Config, c benchCase, rng *rand.Rand) (func() error, error) {
 	randn := func(dims ...int) *tensors.Tensor { return nn.NormalTensor(rng, dims...) }
 	teacher := nn.RandomWeights(cfg.ParamShapes(), 1, 1)
-	scfg := *cfg
-	dim := 256
-	scfg.TimeCondProjDim = &dim
-	student := nn.RandomWeights(scfg.ParamShapes(), 2, 1)
-	d, err := lcm.NewDistiller(b, lcm.DistillConfig{
-		Mode: lcm.Full, Teacher: cfg, Student: &scfg, PredictionType: lcm.PredictEpsilon,
+	dcfg := lcm.DistillConfig{
+		Mode: lcm.Full, Teacher: cfg, PredictionType: lcm.PredictEpsilon,
 		Loss: losses.Huber, HuberC: 0.001, MaxGradNorm: 1, Beta1: 0.9, Beta2: 0.999, AdamEps: 1e-8,
 		EMADecay: 0.95, NN: opts,
-	}, teacher, student)
+	}
+	var student *nn.Weights
+	dim := 256
+	if c.lora {
+		// The LCM-LoRA recipe's adapters; a LoRA student has no guidance embedding.
+		adapters, err := lora.New(cfg.ParamShapes(), lora.Config{Rank: 64, Alpha: 64}, 3)
+		if err != nil {
+			return nil, err
+		}
+		dcfg.Mode, dcfg.Student, dcfg.Adapters, student, dim = lcm.LoRA, cfg, adapters.Lookup, adapters.Weights, 0
+	} else {
+		scfg := *cfg
+		scfg.TimeCondProjDim = &dim
+		dcfg.Student, student = &scfg, nn.RandomWeights(scfg.ParamShapes(), 2, 1)
+	}
+	d, err := lcm.NewDistiller(b, dcfg, teacher, student)
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +203,7 @@ func benchStep(b compute.Backend, opts nn.Options, cfg *unet.Config, c benchCase
 	index := make([]int64, c.batch)
 	u := make([]float32, c.batch)
 	for i := range index {
-		index[i], u[i] = int64(10*i), float32(i)/float32(c.batch)
+		index[i], u[i] = int64(10*i%50), float32(i)/float32(c.batch) // 50 solver steps
 	}
 	coefs, err := lcm.Coefficients(schedule, solver, lcm.Draws{Index: index, U: u}, 5, 15, 10, dim)
 	if err != nil {
