@@ -6,14 +6,16 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/golcm/golcm/lcm"
+	"github.com/golcm/golcm/models/hub"
 	"github.com/golcm/golcm/models/lora"
 	"github.com/golcm/golcm/models/unet"
 )
 
 // export writes what diffusers loads: for full distillation unet/ (the
 // student) and unet_target/ (the EMA target) with config.json, plus a
-// model_index.json pipeline folder around them whose other components link
-// to the teacher's; for LoRA pytorch_lora_weights.safetensors.
+// self-contained model_index.json pipeline folder around them; for LoRA
+// pytorch_lora_weights.safetensors.
 func (r *run) export() error {
 	out := r.spec.Run.OutputDir
 	if r.adapters != nil {
@@ -39,64 +41,97 @@ func (r *run) export() error {
 	return r.exportPipeline()
 }
 
-// exportPipeline makes the output folder a LatentConsistencyModelPipeline /
-// LCM SDXL pipeline: model_index.json, the student unet/, symbolic links to
-// the teacher's other components and an LCMScheduler config, so
-// `sample -model <output_dir>` and diffusers' from_pretrained both work.
+// exportPipeline makes the output folder a self-contained
+// LatentConsistencyModelPipeline / LCM SDXL pipeline: model_index.json, the
+// student unet/, copies of the teacher's other components (hard links where
+// the filesystem allows) and an LCMScheduler config, so the folder can be
+// moved, archived or uploaded and `sample -model <output_dir>` and
+// diffusers' from_pretrained both work without the teacher.
 func (r *run) exportPipeline() error {
 	out := r.spec.Run.OutputDir
+	if err := writeModelIndex(out, r.pipe.Index, len(r.pipe.TextEncoders) == 2); err != nil {
+		return err
+	}
+	for _, name := range copiedComponents(len(r.pipe.TextEncoders) == 2) {
+		src, variant := filepath.Join(r.pipe.Dir, name), r.spec.Model.Variant
+		if name == "vae" {
+			src = r.pipe.VAEDir
+			if r.spec.Model.VAE != "" {
+				variant = "" // an override VAE is read in full precision (pipeline.Load)
+			}
+		}
+		if err := hub.CopyComponent(src, filepath.Join(out, name), variant); err != nil {
+			return fmt.Errorf("export %s: %w", name, err)
+		}
+	}
+	sched := LCMSchedulerConfig(r.schedCfg, r.spec.Distill.NumDDIMTimesteps, r.spec.Distill.TimestepScalingFactor)
+	if err := writeJSON(filepath.Join(out, "scheduler", "scheduler_config.json"), sched); err != nil {
+		return err
+	}
+	r.result.Exported = append(r.result.Exported, filepath.Join(out, "model_index.json"))
+	return nil
+}
+
+// copiedComponents are the teacher's components an exported pipeline
+// carries besides its own unet/ and scheduler/.
+func copiedComponents(sdxl bool) []string {
+	names := []string{"text_encoder", "tokenizer", "vae"}
+	if sdxl {
+		names = append(names, "text_encoder_2", "tokenizer_2")
+	}
+	return names
+}
+
+// writeModelIndex writes out/model_index.json for the exported pipeline:
+// every component it lists is a folder of out. The text encoders',
+// tokenizers' and VAE's classes are the teacher's (a CLIPTokenizerFast stays
+// one); the pipeline class is diffusers' LCM pipeline for SD and the SDXL
+// pipeline (which runs an LCMScheduler) for SD-XL.
+func writeModelIndex(out string, teacher *hub.ModelIndex, sdxl bool) error {
 	index := map[string]any{"_class_name": "LatentConsistencyModelPipeline", "_diffusers_version": "0.26.3"}
 	comps := map[string][2]string{
 		"unet": {"diffusers", "UNet2DConditionModel"}, "vae": {"diffusers", "AutoencoderKL"},
 		"scheduler": {"diffusers", "LCMScheduler"}, "text_encoder": {"transformers", "CLIPTextModel"},
 		"tokenizer": {"transformers", "CLIPTokenizer"},
 	}
-	if len(r.pipe.TextEncoders) == 2 {
+	if sdxl {
 		index["_class_name"] = "StableDiffusionXLPipeline"
 		comps["text_encoder_2"] = [2]string{"transformers", "CLIPTextModelWithProjection"}
 		comps["tokenizer_2"] = [2]string{"transformers", "CLIPTokenizer"}
 		index["force_zeros_for_empty_prompt"] = true
-	}
-	if index["_class_name"] == "LatentConsistencyModelPipeline" {
+		if raw, ok := teacher.Options["force_zeros_for_empty_prompt"]; ok {
+			index["force_zeros_for_empty_prompt"] = raw
+		}
+	} else {
 		index["requires_safety_checker"] = false
 		index["safety_checker"] = []any{nil, nil}
 		index["feature_extractor"] = []any{nil, nil}
 	}
+	for _, name := range copiedComponents(sdxl) {
+		if c, ok := teacher.Components[name]; ok && c.Library != "" && c.Class != "" {
+			comps[name] = [2]string{c.Library, c.Class}
+		}
+	}
 	for name, c := range comps {
 		index[name] = []string{c[0], c[1]}
-		if name == "unet" || name == "scheduler" {
-			continue
-		}
-		src := filepath.Join(r.pipe.Dir, name)
-		if name == "vae" {
-			src = r.pipe.VAEDir
-		}
-		src, err := filepath.Abs(src)
-		if err != nil {
-			return err
-		}
-		link := filepath.Join(out, name)
-		_ = os.Remove(link)
-		if err := os.Symlink(src, link); err != nil {
-			return fmt.Errorf("export: link %s → %s: %w", link, src, err)
-		}
 	}
-	sched := map[string]any{
-		"_class_name": "LCMScheduler", "num_train_timesteps": r.schedCfg.NumTrainTimesteps,
-		"beta_start": r.schedCfg.BetaStart, "beta_end": r.schedCfg.BetaEnd,
-		"beta_schedule": r.schedCfg.BetaSchedule, "prediction_type": string(r.schedule.PredictionType),
-		"original_inference_steps": r.spec.Distill.NumDDIMTimesteps,
-		"timestep_scaling":         r.spec.Distill.TimestepScalingFactor,
-		"set_alpha_to_one":         true, "steps_offset": 1, "clip_sample": false, "timestep_spacing": "leading",
-	}
-	if err := writeJSON(filepath.Join(out, "scheduler", "scheduler_config.json"), sched); err != nil {
-		return err
-	}
-	if err := writeJSON(filepath.Join(out, "model_index.json"), index); err != nil {
-		return err
-	}
-	r.result.Exported = append(r.result.Exported, filepath.Join(out, "model_index.json"))
-	return nil
+	return writeJSON(filepath.Join(out, "model_index.json"), index)
+}
+
+// LCMSchedulerConfig is the scheduler an exported pipeline samples with: the
+// teacher's config with every key diffusers' LCMScheduler takes carried over
+// (beta_*, trained_betas, rescale_betas_zero_snr, prediction_type, clip and
+// threshold settings, ...; keys the teacher's file leaves out hold
+// LCMScheduler's defaults), so the exported alphas_cumprod are the ones the
+// model was distilled on, plus the distillation grid (original_inference_steps)
+// and the boundary scaling (timestep_scaling) of the run.
+func LCMSchedulerConfig(teacher lcm.SchedulerConfig, numDDIMTimesteps int, timestepScaling float64) lcm.SchedulerConfig {
+	cfg := teacher
+	cfg.Path = ""
+	cfg.ClassName = "LCMScheduler"
+	cfg.OriginalInferenceSteps = numDDIMTimesteps
+	cfg.TimestepScaling = timestepScaling
+	return cfg
 }
 
 func writeJSON(path string, v any) error {
