@@ -21,6 +21,8 @@ usage:
   go run ./experiments data inspect SPEC...
   go run ./experiments data convert -out PATTERN SOURCE...
   go run ./experiments bench [-only small,step]
+  go run ./experiments lora convert -in FILE -base MODEL -to kohya -out FILE
+  go run ./experiments lora fuse -in FILE -base MODEL -out DIR
 
 Run any command with -h for its flags.
 `
@@ -49,6 +51,8 @@ func run(args []string) error {
 			return runData(args[1:])
 		case "bench":
 			return runBench(args[1:])
+		case "lora":
+			return runLoRA(args[1:])
 		case "help", "-h", "-help", "--help":
 			fmt.Print(usage)
 			return nil

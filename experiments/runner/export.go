@@ -15,15 +15,21 @@ import (
 // export writes what diffusers loads: for full distillation unet/ (the
 // student) and unet_target/ (the EMA target) with config.json, plus a
 // self-contained model_index.json pipeline folder around them; for LoRA
-// pytorch_lora_weights.safetensors.
+// pytorch_lora_weights.safetensors (and the other lora.formats).
 func (r *run) export() error {
 	out := r.spec.Run.OutputDir
 	if r.adapters != nil {
-		path := filepath.Join(out, lora.FileName)
-		if err := r.adapters.Write(path, lora.FormatDiffusers, "F32"); err != nil {
-			return fmt.Errorf("export: %w", err)
+		for _, name := range r.spec.LoRA.Formats {
+			f, err := lora.ParseFormat(name)
+			if err != nil {
+				return fmt.Errorf("lora.formats: %w", err)
+			}
+			path := filepath.Join(out, lora.FileNameFor(f))
+			if err := r.adapters.Write(path, f, "F32"); err != nil {
+				return fmt.Errorf("export: %w", err)
+			}
+			r.result.Exported = append(r.result.Exported, path)
 		}
-		r.result.Exported = append(r.result.Exported, path)
 		return nil
 	}
 	d := r.distiller

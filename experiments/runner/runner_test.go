@@ -138,14 +138,16 @@ func TestLoRARunExportsAdapters(t *testing.T) {
 	s := tinySpec(t, filepath.Join(root, "teacher"), filepath.Join(root, "lora"))
 	s.Distill.Mode = "lora"
 	s.LoRA.Rank, s.LoRA.Alpha = 4, 8
+	s.LoRA.Formats = []string{"diffusers", "kohya"}
 	s.Optim.MaxTrainSteps = 2
 	res, err := Run(context.Background(), s, Options{Log: io.Discard, NoProgress: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(s.Run.OutputDir, lora.FileName)
-	if len(res.Exported) != 1 || res.Exported[0] != path {
-		t.Fatalf("exported %v, want %s", res.Exported, path)
+	kohya := filepath.Join(s.Run.OutputDir, lora.FileNameFor(lora.FormatKohya))
+	if len(res.Exported) != 2 || res.Exported[0] != path || res.Exported[1] != kohya {
+		t.Fatalf("exported %v, want %s and %s", res.Exported, path, kohya)
 	}
 	teacher, err := unet.Load(filepath.Join(s.Model.Path, "unet"), "")
 	if err != nil {
@@ -158,6 +160,23 @@ func TestLoRARunExportsAdapters(t *testing.T) {
 	ck, _, err := loadCheckpoint(res.Checkpoint, []string{"student"})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The kohya file keeps the checkpoint's A and B and alpha = 8.
+	k, err := lora.Read(kohya, teacher.Config.ParamShapes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range k.Modules {
+		if m.Scale() != 2 {
+			t.Fatalf("kohya file: module %s has scale %v, want alpha/rank = 2", m.Name, m.Scale())
+		}
+	}
+	for _, name := range ck["student"].Names() {
+		want, _, _ := ck["student"].Float32(name)
+		have, _, err := k.Weights.Float32(name)
+		if err != nil || maxDiff(have, want) != 0 {
+			t.Fatalf("kohya file: %s differs from the checkpoint (%v)", name, err)
+		}
 	}
 	if got.Weights.Len() != ck["student"].Len() {
 		t.Fatalf("file has %d adapter tensors, checkpoint %d", got.Weights.Len(), ck["student"].Len())

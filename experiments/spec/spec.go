@@ -14,6 +14,10 @@ package spec
 // VAEFactor is the spatial downsampling of Stable Diffusion's VAE: image sizes must be multiples of it.
 const VAEFactor = 8
 
+// LoRAFormats are the names lora.formats takes: lora.Format's names (the runner parses them with
+// lora.ParseFormat).
+var LoRAFormats = []string{"diffusers", "kohya", "diffusers-old"}
+
 // TrainTimesteps is the teacher's num_train_timesteps (1000 for every SD 1.x/2.x/XL scheduler);
 // distill.num_ddim_timesteps must divide it.
 const TrainTimesteps = 1000
@@ -100,6 +104,12 @@ type LoRASpec struct {
 	// time projection: to_q to_k to_v to_out.0 proj_in proj_out ff.net.0.proj ff.net.2 conv1 conv2
 	// conv_shortcut downsamplers.0.conv upsamplers.0.conv time_emb_proj.
 	Targets []string `toml:"targets"`
+	// Formats are the LoRA files a run exports, one per entry: "diffusers" (pytorch_lora_weights.safetensors,
+	// what diffusers' load_lora_weights and golcm's sample -lora read), "kohya" (kohya-ss / A1111 /
+	// ComfyUI names with per-module alphas, pytorch_lora_weights_kohya.safetensors) and
+	// "diffusers-old" (diffusers' pre-PEFT names). `go run ./experiments lora convert` converts a
+	// file later. Default ["diffusers"].
+	Formats []string `toml:"formats"`
 }
 
 // DataSpec is where training images and captions come from and how they become batches
@@ -274,6 +284,7 @@ func Default() Spec {
 				"to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2",
 				"conv1", "conv2", "conv_shortcut", "downsamplers.0.conv", "upsamplers.0.conv", "time_emb_proj",
 			},
+			Formats: []string{"diffusers"},
 		},
 		Data: DataSpec{
 			Format:              "auto",

@@ -174,6 +174,12 @@ func (s Spec) problems() []problem {
 	c.positive("lora.alpha")
 	c.floatIn("lora.dropout", 0, 1, true)
 	c.listOfNames("lora.targets", true)
+	c.listOfNames("lora.formats", true)
+	for _, f := range s.LoRA.Formats {
+		if !slices.Contains(LoRAFormats, f) {
+			c.fail([]string{"lora.formats"}, "%s: %s is not a LoRA file format (want %s)", c.kv("lora.formats"), quote(f), strings.Join(LoRAFormats, ", "))
+		}
+	}
 
 	// [data]
 	c.listOfNames("data.sources", false)
