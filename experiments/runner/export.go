@@ -9,6 +9,7 @@ import (
 	"github.com/golcm/golcm/lcm"
 	"github.com/golcm/golcm/models/hub"
 	"github.com/golcm/golcm/models/lora"
+	"github.com/golcm/golcm/models/nn"
 	"github.com/golcm/golcm/models/unet"
 )
 
@@ -18,6 +19,10 @@ import (
 // pytorch_lora_weights.safetensors (and the other lora.formats).
 func (r *run) export() error {
 	out := r.spec.Run.OutputDir
+	d := r.distiller
+	if err := checkFinite(map[string]*nn.Weights{"student": d.Student, "target": d.Target}); err != nil {
+		return fmt.Errorf("export: not writing %s: %w", out, err)
+	}
 	if r.adapters != nil {
 		for _, name := range r.spec.LoRA.Formats {
 			f, err := lora.ParseFormat(name)
@@ -32,7 +37,6 @@ func (r *run) export() error {
 		}
 		return nil
 	}
-	d := r.distiller
 	teacher := r.pipe.UNet
 	for name, w := range map[string]*unet.Model{
 		"unet":        {Config: r.studentCfg, Weights: d.Student, RawConfig: teacher.RawConfig},

@@ -221,6 +221,16 @@ type RunSpec struct {
 	// Resume is "" (start fresh), "latest" (the newest checkpoint-N in output_dir, or fresh when
 	// there is none, as diffusers) or the path of a checkpoint folder. Default "".
 	Resume string `toml:"resume"`
+	// Overwrite lets a fresh run (resume = "") start in an output_dir that holds another run's
+	// checkpoints or exports: they, its metrics.jsonl and its validation grids are deleted once the
+	// new run has loaded its models. Without it such a run is refused. Default false.
+	Overwrite bool `toml:"overwrite"`
+	// AllowChanges are keys whose value may differ from the checkpoint's when resuming, e.g.
+	// ["optim.lr"]. A resume compares the resolved experiment with the one saved in the checkpoint
+	// and refuses changes to anything that alters training (model, data, distill, lora, optim, seed)
+	// unless listed here; reporting and validation keys, optim.max_train_steps, data.workers,
+	// run.backend and run.gradient_checkpointing may always change. Default [].
+	AllowChanges []string `toml:"allow_changes"`
 	// ValidationEvery samples the validation prompts every N optimizer steps; 0 turns validation
 	// off. Default 200.
 	ValidationEvery int `toml:"validation_every"`

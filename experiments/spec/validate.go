@@ -227,6 +227,12 @@ func (s Spec) problems() []problem {
 	c.intAtLeast("run.checkpoint_every", 0)
 	c.intAtLeast("run.checkpoints_keep", 0)
 	c.intAtLeast("run.validation_every", 0)
+	c.listOfNames("run.allow_changes", false)
+	for _, k := range r.AllowChanges {
+		if _, ok := fieldByKey[k]; !ok {
+			c.fail([]string{"run.allow_changes"}, "%s: %s is not a key (see -print-config for every key)", c.kv("run.allow_changes"), quote(k))
+		}
+	}
 	c.listOfNames("run.validation_prompts", false)
 	if r.ValidationEvery > 0 {
 		for _, key := range []string{"run.validation_prompts", "run.validation_inference_steps"} {
