@@ -21,6 +21,7 @@ usage:
   go run ./experiments data inspect SPEC...
   go run ./experiments data convert -out PATTERN SOURCE...
   go run ./experiments bench [-only small,step]
+  go run ./experiments export -checkpoint RUN/checkpoints/step-N [-out DIR]
   go run ./experiments lora convert -in FILE -base MODEL -to kohya -out FILE
   go run ./experiments lora fuse -in FILE -base MODEL -out DIR
 
@@ -53,6 +54,8 @@ func run(args []string) error {
 			return runBench(args[1:])
 		case "lora":
 			return runLoRA(args[1:])
+		case "export":
+			return runExport(args[1:])
 		case "help", "-h", "-help", "--help":
 			fmt.Print(usage)
 			return nil

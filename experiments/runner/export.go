@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/golcm/golcm/backend"
+	"github.com/golcm/golcm/experiments/spec"
 	"github.com/golcm/golcm/lcm"
 	"github.com/golcm/golcm/models/hub"
 	"github.com/golcm/golcm/models/lora"
@@ -17,10 +19,13 @@ import (
 // student) and unet_target/ (the EMA target) with config.json, plus a
 // self-contained model_index.json pipeline folder around them; for LoRA
 // pytorch_lora_weights.safetensors (and the other lora.formats).
-func (r *run) export() error {
+func (r *run) export() error { return r.exportWeights(r.distiller.Student, r.distiller.Target) }
+
+// exportWeights exports student and target (nil in LoRA mode, where the
+// student is r.adapters' weights) into run.output_dir.
+func (r *run) exportWeights(student, target *nn.Weights) error {
 	out := r.spec.Run.OutputDir
-	d := r.distiller
-	if err := checkFinite(map[string]*nn.Weights{"student": d.Student, "target": d.Target}); err != nil {
+	if err := checkFinite(map[string]*nn.Weights{"student": student, "target": target}); err != nil {
 		return fmt.Errorf("export: not writing %s: %w", out, err)
 	}
 	if r.adapters != nil {
@@ -39,8 +44,8 @@ func (r *run) export() error {
 	}
 	teacher := r.pipe.UNet
 	for name, w := range map[string]*unet.Model{
-		"unet":        {Config: r.studentCfg, Weights: d.Student, RawConfig: teacher.RawConfig},
-		"unet_target": {Config: r.studentCfg, Weights: d.Target, RawConfig: teacher.RawConfig},
+		"unet":        {Config: r.studentCfg, Weights: student, RawConfig: teacher.RawConfig},
+		"unet_target": {Config: r.studentCfg, Weights: target, RawConfig: teacher.RawConfig},
 	} {
 		dir := filepath.Join(out, name)
 		if err := w.Save(dir); err != nil {
@@ -49,6 +54,89 @@ func (r *run) export() error {
 		r.result.Exported = append(r.result.Exported, dir)
 	}
 	return r.exportPipeline()
+}
+
+// ExportCheckpoint writes what a run exports at its end (a self-contained
+// pipeline folder, or the LoRA files) from the checkpoint folder dir into
+// out, using the experiment the checkpoint was made by: a checkpoint
+// becomes something `sample -model` and diffusers load. out must be new or
+// empty; "" means <run>/exports/step-N.
+func ExportCheckpoint(dir, out string, opts Options) (res *Result, err error) {
+	if st, err := os.Stat(filepath.Join(dir, "state.json")); err != nil || st.IsDir() {
+		return nil, fmt.Errorf("export: %s is not a checkpoint folder (no state.json)", dir)
+	}
+	s, _, err := checkpointSpec(dir)
+	if err != nil {
+		return nil, err
+	}
+	if out == "" {
+		out = filepath.Join(filepath.Dir(filepath.Dir(dir)), exportsDir, filepath.Base(dir))
+	}
+	if entries, err := os.ReadDir(out); err == nil && len(entries) > 0 {
+		return nil, fmt.Errorf("export: %s is not empty; choose a new folder", out)
+	}
+	s.Run.OutputDir = out
+	s.Model.InitTiny = false // the teacher must be the one the checkpoint was trained from
+	r := &run{spec: s, opts: opts, log: opts.Log}
+	if r.log == nil {
+		r.log = os.Stderr
+	}
+	catchErr := backend.Catch(func() { res, err = r.exportCheckpoint(dir) })
+	if catchErr != nil {
+		return nil, catchErr
+	}
+	return res, err
+}
+
+func (r *run) exportCheckpoint(dir string) (*Result, error) {
+	s := r.spec
+	if err := r.loadTeacher(); err != nil {
+		return nil, err
+	}
+	names := []string{"student", "target"}
+	if s.Distill.Mode == "lora" {
+		names = names[:1]
+	}
+	loaded, st, err := loadCheckpoint(dir, names)
+	if err != nil {
+		return nil, err
+	}
+	student := loaded["student"]
+	if s.Distill.Mode == "lora" {
+		if r.adapters, err = lora.New(r.pipe.UNet.Config.ParamShapes(), loraConfig(s.LoRA), s.Run.Seed); err != nil {
+			return nil, err
+		}
+		if err := replaceWeights(r.adapters.Weights, student); err != nil {
+			return nil, fmt.Errorf("checkpoint %s: student: %w", dir, err)
+		}
+		student = r.adapters.Weights
+	} else {
+		r.studentCfg = studentConfig(r.pipe.UNet.Config, s.Distill.TimeCondProjDim)
+	}
+	if err := os.MkdirAll(s.Run.OutputDir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := r.exportWeights(student, loaded["target"]); err != nil {
+		return nil, err
+	}
+	r.result.OutputDir, r.result.Steps, r.result.Checkpoint = s.Run.OutputDir, st.Step, dir
+	fmt.Fprintf(r.log, "exported step %d of %s to %s\n", st.Step, dir, s.Run.OutputDir)
+	return &r.result, nil
+}
+
+// loraConfig is the adapter configuration of a [lora] section.
+func loraConfig(l spec.LoRASpec) lora.Config {
+	return lora.Config{Rank: l.Rank, Alpha: l.Alpha, Dropout: l.Dropout, Targets: l.Targets}
+}
+
+// studentConfig is the full student's UNet config: the teacher's, with a
+// guidance embedding of dim when the teacher has none.
+func studentConfig(teacher *unet.Config, dim int) *unet.Config {
+	cfg := *teacher
+	if cfg.TimeCondProjDim == nil {
+		cfg.TimeCondProjDim = &dim
+	}
+	return &cfg
 }
 
 // exportPipeline makes the output folder a self-contained

@@ -8,10 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/golcm/golcm/experiments/spec"
 	"github.com/golcm/golcm/lcm"
 	"github.com/golcm/golcm/models/hub"
+	"github.com/golcm/golcm/models/lora"
 	"github.com/golcm/golcm/models/pipeline"
 )
 
@@ -190,5 +193,74 @@ func TestFullRunExportIsSelfContained(t *testing.T) {
 	if !slices.Equal(got.AlphasCumprod, teacherSchedule.AlphasCumprod) {
 		t.Errorf("exported alphas_cumprod differ from the teacher's (ac[999] %v vs %v)",
 			got.AlphasCumprod[999], teacherSchedule.AlphasCumprod[999])
+	}
+}
+
+// TestExportCheckpoint turns checkpoint 2 of a 4-step run into a pipeline
+// folder (full) and LoRA files (lora): the folder loads as a pipeline whose
+// unet/ holds the checkpoint's student exactly, and the LoRA file holds the
+// checkpoint's adapters at their scale.
+func TestExportCheckpoint(t *testing.T) {
+	root := t.TempDir()
+	out := filepath.Join(root, "full")
+	runTiny(t, root, out, 4, nil)
+	ck := filepath.Join(out, checkpointsDir, "step-00000002")
+	res, err := ExportCheckpoint(ck, "", quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(out, "exports", "step-00000002")
+	if res.OutputDir != dst || res.Steps != 2 {
+		t.Errorf("exported to %s at step %d, want %s at 2", res.OutputDir, res.Steps, dst)
+	}
+	p, err := pipeline.Load(dst, "", "", "")
+	if err != nil {
+		t.Fatalf("the exported checkpoint does not load as a pipeline: %v", err)
+	}
+	want, _, err := loadCheckpoint(ck, []string{"student"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range want["student"].Names() {
+		w, _, _ := want["student"].Float32(name)
+		g, _, err := p.UNet.Weights.Float32(name)
+		if err != nil || maxDiff(g, w) != 0 {
+			t.Fatalf("exported unet %s differs from the checkpoint's student (%v)", name, err)
+		}
+	}
+	if _, err := ExportCheckpoint(ck, "", quiet()); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Errorf("export into a used folder: %v, want a refusal", err)
+	}
+	if _, err := ExportCheckpoint(out, filepath.Join(root, "x"), quiet()); err == nil || !strings.Contains(err.Error(), "not a checkpoint folder") {
+		t.Errorf("export of a run folder: %v, want 'not a checkpoint folder'", err)
+	}
+
+	loraOut := filepath.Join(root, "lora")
+	runTiny(t, root, loraOut, 2, func(s *spec.Spec) { s.Distill.Mode, s.LoRA.Rank, s.LoRA.Alpha = "lora", 4, 8 })
+	ck = filepath.Join(loraOut, checkpointsDir, "step-00000002")
+	res, err = ExportCheckpoint(ck, filepath.Join(root, "lora-export"), quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := lora.Read(res.Exported[0], p.UNet.Config.ParamShapes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _, err = loadCheckpoint(ck, []string{"student"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range got.Modules {
+		a, _, _ := want["student"].Float32(lora.ParamA(m.Name))
+		b, _, _ := want["student"].Float32(lora.ParamB(m.Name))
+		ga, _, _ := got.Weights.Float32(lora.ParamA(m.Name))
+		gb, _, _ := got.Weights.Float32(lora.ParamB(m.Name))
+		for i := range b {
+			b[i] *= 2 // alpha/rank, folded into the diffusers file's B
+			gb[i] *= float32(m.Scale())
+		}
+		if maxDiff(ga, a) != 0 || maxDiff(gb, b) != 0 {
+			t.Fatalf("exported LoRA module %s differs from the checkpoint", m.Name)
+		}
 	}
 }

@@ -22,10 +22,13 @@ import (
 // by; nothing of a previous run is changed before the new run has loaded its
 // models and restored its checkpoint.
 
+// exportsDir holds the exports of a run's checkpoints (ExportCheckpoint).
+const exportsDir = "exports"
+
 // exportArtifacts are the names a run's export writes into its output
 // folder (exportLoRA's files match loraArtifact).
 var exportArtifacts = []string{"unet", "unet_target", "model_index.json", "scheduler", "vae",
-	"text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2"}
+	"text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2", exportsDir}
 
 // loraArtifact reports whether name is a LoRA file a run exports.
 func loraArtifact(name string) bool {
@@ -53,7 +56,7 @@ func previousRun(out string, checkpoints bool) ([]string, error) {
 		return nil, err
 	}
 	for _, e := range entries {
-		if n := e.Name(); n == "unet" || n == "model_index.json" || loraArtifact(n) {
+		if n := e.Name(); n == "unet" || n == "model_index.json" || n == exportsDir || loraArtifact(n) {
 			found = append(found, n)
 		}
 	}

@@ -248,9 +248,7 @@ func (r *run) buildStudent() error {
 	case "lora":
 		cfg.Mode = lcm.LoRA
 		r.studentCfg = teacher.Config
-		r.adapters, err = lora.New(teacher.Config.ParamShapes(), lora.Config{
-			Rank: s.LoRA.Rank, Alpha: s.LoRA.Alpha, Dropout: s.LoRA.Dropout, Targets: s.LoRA.Targets,
-		}, s.Run.Seed)
+		r.adapters, err = lora.New(teacher.Config.ParamShapes(), loraConfig(s.LoRA), s.Run.Seed)
 		if err != nil {
 			return err
 		}
@@ -275,14 +273,13 @@ func FullStudent(teacher *unet.Model, dim int, seed uint64) (*nn.Weights, *unet.
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg := *teacher.Config
-	if cfg.TimeCondProjDim == nil {
-		cfg.TimeCondProjDim = &dim
+	cfg := studentConfig(teacher.Config, dim)
+	if teacher.Config.TimeCondProjDim == nil {
 		dims := []int{cfg.BlockOutChannels[0], dim}
 		rng := rand.New(rand.NewPCG(seed, 0x636f6e64))
 		student.SetFloat32("time_embedding.cond_proj.weight", nn.KaimingUniform(rng, dims), dims...)
 	}
-	return student, &cfg, nil
+	return student, cfg, nil
 }
 
 // restore loads a checkpoint's weights into the compiled run.
