@@ -58,6 +58,11 @@ type Config struct {
 	// "original_width", "original_height" and "pwatermark" (LAION / img2dataset names).
 	WidthField, HeightField, WatermarkField string
 
+	// DropEmptyCaptions drops samples whose captions are all empty or blank (counted as
+	// empty_caption); by default they are kept, as the diffusers scripts keep them, and counted in
+	// Stats.EmptyCaptions.
+	DropEmptyCaptions bool
+
 	// MaxConsecutiveDrops stops the loader with an error, showing the drop counts, after this many
 	// samples in a row were dropped. Default 1000.
 	MaxConsecutiveDrops int

@@ -34,6 +34,7 @@ func dataFlags(fs *flag.FlagSet) *datasets.Config {
 	fs.IntVar(&cfg.MinWidth, "min-width", 0, "webdataset: drop samples whose json width is smaller (0: off)")
 	fs.IntVar(&cfg.MinHeight, "min-height", 0, "webdataset: drop samples whose json height is smaller (0: off)")
 	fs.Float64Var(&cfg.MaxWatermark, "max-watermark", 0, "webdataset: drop samples whose json watermark probability is larger (0: off)")
+	fs.BoolVar(&cfg.DropEmptyCaptions, "drop-empty-captions", false, "drop samples whose captions are all empty (by default they are kept and counted)")
 	return cfg
 }
 
@@ -54,10 +55,18 @@ func runDataInspect(args []string) error {
 	}
 	cfg.Sources = fs.Args()
 	report, err := datasets.Inspect(*cfg, *n, *grid)
+	if report.Shards > 0 {
+		fmt.Println(report.String())
+	}
 	if err != nil {
 		return err
 	}
-	fmt.Println(report.String())
+	// Sources that give no usable sample fail the same way whether the shards are missing or every
+	// image in them is broken.
+	if report.Stats.Delivered == 0 {
+		return fmt.Errorf("data inspect: no usable sample in %d shards (read %d samples, dropped %d; reasons above)",
+			report.Shards, report.Stats.Read, report.Stats.Dropped())
+	}
 	return nil
 }
 

@@ -333,6 +333,7 @@ func (r *run) openData(pos datasets.Position) error {
 		ImageColumn: s.Data.ImageColumn, CaptionColumn: s.Data.CaptionColumn,
 		MinWidth: s.Data.MinWidth, MinHeight: s.Data.MinHeight, MaxWatermark: s.Data.MaxWatermark,
 		WidthField: s.Data.WidthField, HeightField: s.Data.HeightField, MaxConsecutiveDrops: s.Data.MaxConsecutiveDrops,
+		DropEmptyCaptions: s.Data.DropEmptyCaptions,
 	}
 	if s.Data.Generate > 0 {
 		dir := filepath.Join(s.Run.OutputDir, "synthetic")

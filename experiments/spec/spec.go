@@ -172,6 +172,10 @@ type DataSpec struct {
 	// MaxConsecutiveDrops is how many samples in a row may be dropped (undecodable or filtered)
 	// before the loader fails, so a dead source or an impossible filter stops the run. Default 1000.
 	MaxConsecutiveDrops int `toml:"max_consecutive_drops"`
+	// DropEmptyCaptions drops samples whose captions are all empty or blank (counted as
+	// data/drop/empty_caption). By default they are kept, as the diffusers scripts keep them (they
+	// train the unconditional case), and counted in data/empty_captions. Default false.
+	DropEmptyCaptions bool `toml:"drop_empty_captions"`
 	// VAEEncodeBatchSize is the chunk size for encoding images to latents. Default 32 (the SDXL
 	// scripts use 8).
 	VAEEncodeBatchSize int `toml:"vae_encode_batch_size"`
