@@ -87,13 +87,14 @@ type Loader struct {
 	delivered int64
 	batches   int64
 	kinds     map[string]int64
-	// emptyCaptions counts delivered samples with an empty caption.
-	emptyCaptions int64
 	epoch     int
 	badInARow int
 	pos       Position
 	err       error
 	last      snapshot
+
+	// emptyCaptions counts delivered samples with an empty caption.
+	emptyCaptions int64
 }
 
 // New opens the sources and starts reading from the beginning.

@@ -87,12 +87,13 @@ type Stats struct {
 	Delivered int64            `json:"delivered"` // samples handed out in batches
 	Batches   int64            `json:"batches"`
 	Kinds     map[string]int64 `json:"kinds"` // delivered samples by image format: jpeg, png, webp
-	// EmptyCaptions counts delivered samples whose caption is empty or blank (they train the
-	// unconditional case; set Config.DropEmptyCaptions to drop them instead).
-	EmptyCaptions int64 `json:"empty_captions"`
 	Drops     map[string]int64 `json:"drops"` // skipped samples or shards by reason (nonzero only)
 	// LastErrors holds, per reason, the message of the most recent drop; it is not saved in Positions.
 	LastErrors map[string]string `json:"-"`
+
+	// EmptyCaptions counts delivered samples whose caption is empty or blank (they train the
+	// unconditional case; set Config.DropEmptyCaptions to drop them instead).
+	EmptyCaptions int64 `json:"empty_captions"`
 }
 
 // Dropped is the number of samples dropped for any sample reason (shard reasons count shards and are

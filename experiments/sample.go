@@ -4,9 +4,9 @@ import (
 	"flag"
 	"fmt"
 	"image"
-	"math"
 	_ "image/jpeg" // -image accepts JPEG
 	_ "image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
