@@ -94,6 +94,10 @@ type Entry struct {
 type Tol struct {
 	Exact      bool
 	Atol, Rtol float64
+	// TypicalAtol, when the sidecar gives one ("typical_atol"), is what nearly every element meets;
+	// Atol is then the envelope for the few that may differ more (Adam's first step on elements
+	// whose gradient is near zero).
+	TypicalAtol float64
 }
 
 func (t Tol) String() string {
@@ -124,8 +128,9 @@ func (t *Tol) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	var o struct {
-		Atol *float64 `json:"atol"`
-		Rtol *float64 `json:"rtol"`
+		Atol        *float64 `json:"atol"`
+		Rtol        *float64 `json:"rtol"`
+		TypicalAtol float64  `json:"typical_atol"`
 	}
 	if err := json.Unmarshal(b, &o); err != nil {
 		return fmt.Errorf("tolerance %s: %w", b, err)
@@ -139,7 +144,8 @@ func (t *Tol) UnmarshalJSON(b []byte) error {
 	if o.Rtol != nil {
 		t.Rtol = *o.Rtol
 	}
-	if t.Atol < 0 || t.Rtol < 0 {
+	t.TypicalAtol = o.TypicalAtol
+	if t.Atol < 0 || t.Rtol < 0 || t.TypicalAtol < 0 {
 		return fmt.Errorf("tolerance %s: negative", b)
 	}
 	return nil
