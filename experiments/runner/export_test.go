@@ -152,6 +152,28 @@ func TestFullRunExportIsSelfContained(t *testing.T) {
 		}
 	}
 
+	checkModelIndex(t, out, "LatentConsistencyModelPipeline", map[string][]any{
+		"unet": {"diffusers", "UNet2DConditionModel"}, "scheduler": {"diffusers", "LCMScheduler"},
+		"vae": {"diffusers", "AutoencoderKL"}, "text_encoder": {"transformers", "CLIPTextModel"},
+		"tokenizer": {"transformers", "CLIPTokenizer"},
+	})
+
+	cfg, got := readSchedule(t, p.SchedulerConfig)
+	if cfg.OriginalInferenceSteps != 25 || !cfg.RescaleBetasZeroSNR {
+		t.Errorf("exported scheduler: original_inference_steps %d, rescale_betas_zero_snr %v; want 25 and true",
+			cfg.OriginalInferenceSteps, cfg.RescaleBetasZeroSNR)
+	}
+	if !slices.Equal(got.AlphasCumprod, teacherSchedule.AlphasCumprod) {
+		t.Errorf("exported alphas_cumprod differ from the teacher's (ac[999] %v vs %v)",
+			got.AlphasCumprod[999], teacherSchedule.AlphasCumprod[999])
+	}
+}
+
+// checkModelIndex checks the model_index.json of an exported pipeline: the
+// pipeline class, exactly the components of want with their classes, and a
+// folder for each.
+func checkModelIndex(t *testing.T, out, class string, want map[string][]any) {
+	t.Helper()
 	var index map[string]any
 	data, err := os.ReadFile(filepath.Join(out, "model_index.json"))
 	if err != nil {
@@ -160,13 +182,8 @@ func TestFullRunExportIsSelfContained(t *testing.T) {
 	if err := json.Unmarshal(data, &index); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string][]any{
-		"unet": {"diffusers", "UNet2DConditionModel"}, "scheduler": {"diffusers", "LCMScheduler"},
-		"vae": {"diffusers", "AutoencoderKL"}, "text_encoder": {"transformers", "CLIPTextModel"},
-		"tokenizer": {"transformers", "CLIPTokenizer"},
-	}
-	if index["_class_name"] != "LatentConsistencyModelPipeline" {
-		t.Errorf("model_index.json _class_name %v, want LatentConsistencyModelPipeline", index["_class_name"])
+	if index["_class_name"] != class {
+		t.Errorf("model_index.json _class_name %v, want %s", index["_class_name"], class)
 	}
 	for key, v := range index {
 		pair, ok := v.([]any)
@@ -183,16 +200,6 @@ func TestFullRunExportIsSelfContained(t *testing.T) {
 	}
 	if len(want) > 0 {
 		t.Errorf("model_index.json lacks %v", want)
-	}
-
-	cfg, got := readSchedule(t, p.SchedulerConfig)
-	if cfg.OriginalInferenceSteps != 25 || !cfg.RescaleBetasZeroSNR {
-		t.Errorf("exported scheduler: original_inference_steps %d, rescale_betas_zero_snr %v; want 25 and true",
-			cfg.OriginalInferenceSteps, cfg.RescaleBetasZeroSNR)
-	}
-	if !slices.Equal(got.AlphasCumprod, teacherSchedule.AlphasCumprod) {
-		t.Errorf("exported alphas_cumprod differ from the teacher's (ac[999] %v vs %v)",
-			got.AlphasCumprod[999], teacherSchedule.AlphasCumprod[999])
 	}
 }
 

@@ -268,6 +268,14 @@ func TestSDXLRunsOnFixtureTeacher(t *testing.T) {
 			t.Fatalf("%s: %v", mode, err)
 		}
 		t.Logf("%s: losses %v, exported %v", mode, res.Losses, res.Exported)
+		if mode == "full" {
+			checkModelIndex(t, s.Run.OutputDir, "StableDiffusionXLPipeline", map[string][]any{
+				"unet": {"diffusers", "UNet2DConditionModel"}, "scheduler": {"diffusers", "LCMScheduler"},
+				"vae": {"diffusers", "AutoencoderKL"}, "text_encoder": {"transformers", "CLIPTextModel"},
+				"tokenizer": {"transformers", "CLIPTokenizer"}, "text_encoder_2": {"transformers", "CLIPTextModelWithProjection"},
+				"tokenizer_2": {"transformers", "CLIPTokenizer"},
+			})
+		}
 		if _, err := os.Stat(filepath.Join(s.Run.OutputDir, "validation")); err != nil {
 			t.Errorf("%s: no validation grid: %v", mode, err)
 		}
