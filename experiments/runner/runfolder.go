@@ -88,7 +88,9 @@ func (r *run) claimRunFolder() ([]string, error) {
 		}
 		candidates = []string{dir}
 	}
-	if len(candidates) > 0 {
+	// A checkpoint of this folder continues its run; one from elsewhere
+	// (another run's, to fine-tune from) starts a run here like a fresh one.
+	if len(candidates) > 0 && (run.Resume == "latest" || sameDir(filepath.Dir(filepath.Dir(candidates[0])), out)) {
 		return candidates, nil
 	}
 	prev, err := previousRun(out, true)
@@ -99,16 +101,25 @@ func (r *run) claimRunFolder() ([]string, error) {
 		return nil, fmt.Errorf("run.output_dir = %q holds another run (%s): continue it with -set run.resume=latest, start over with -set run.overwrite=true (deletes them), or choose another run.output_dir",
 			out, strings.Join(prev, ", "))
 	}
-	return nil, nil
+	return candidates, nil
+}
+
+// sameDir reports whether a and b name the same folder.
+func sameDir(a, b string) bool {
+	sa, errA := os.Stat(a)
+	sb, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(sa, sb)
 }
 
 // takeRunFolder makes the output folder this run's, once the run has
-// loaded: with run.overwrite on a fresh start it deletes the previous run's
-// checkpoints, exports, metrics and validation grids, then writes this
+// loaded (resumeDir is the checkpoint restored, "" for none): unless it
+// continues the folder's own run, run.overwrite deletes the previous run's
+// checkpoints, exports, metrics and validation grids; then it writes this
 // run's config.toml.
-func (r *run) takeRunFolder(resumed bool) error {
+func (r *run) takeRunFolder(resumeDir string) error {
 	out := r.spec.Run.OutputDir
-	if !resumed && r.spec.Run.Overwrite {
+	continuing := resumeDir != "" && sameDir(filepath.Dir(filepath.Dir(resumeDir)), out)
+	if !continuing && r.spec.Run.Overwrite {
 		names := append([]string{checkpointsDir, MetricsFile, "validation"}, exportArtifacts...)
 		entries, _ := os.ReadDir(out)
 		for _, e := range entries {

@@ -58,6 +58,17 @@ func TestFreshRunRefusesAnotherRunsFolder(t *testing.T) {
 		t.Errorf("the refused run changed metrics.jsonl (%d bytes, was %d)", len(got), len(metrics))
 	}
 
+	// Resuming another folder's checkpoint here (to fine-tune from it) is
+	// a new run in this folder: refused the same way.
+	other := filepath.Join(root, "b")
+	runTiny(t, root, other, 2, nil)
+	s.Run.Resume = filepath.Join(other, checkpointsDir, "step-00000002")
+	s.Optim.LR = 1e-3
+	if _, err := Run(context.Background(), s, quiet()); err == nil || !strings.Contains(err.Error(), "holds another run") {
+		t.Errorf("resuming another folder's checkpoint into a used folder: %v, want a refusal", err)
+	}
+	s.Run.Resume, s.Optim.LR = "", 2e-3
+
 	s.Run.Overwrite, s.Optim.MaxTrainSteps = true, 2
 	if _, err := Run(context.Background(), s, quiet()); err != nil {
 		t.Fatal(err)

@@ -150,7 +150,7 @@ func (r *run) execute(ctx context.Context) (*Result, error) {
 		}
 		fmt.Fprintf(r.log, "resuming from %s at step %d\n", resumeDir, state.Step)
 	}
-	if err := r.takeRunFolder(resumeDir != ""); err != nil {
+	if err := r.takeRunFolder(resumeDir); err != nil {
 		return nil, err
 	}
 	r.rng = rand.NewPCG(uint64(s.Run.Seed), 0x6c636d)
