@@ -61,19 +61,12 @@ func TestGoldenDistillationStep(t *testing.T) {
 		sa, schedule, teacher := f.step, f.schedule, f.teacher
 		for _, loss := range []losses.Kind{losses.L2, losses.Huber} {
 			t.Run(s.Name+"/"+string(loss), func(t *testing.T) {
-				student, err := teacher.Weights.Clone()
-				if err != nil {
-					t.Fatal(err)
-				}
-				cond, condShape := s.Float32(t, "lcd.student_init.time_embedding.cond_proj.weight")
-				student.SetFloat32("time_embedding.cond_proj.weight", cond, condShape...)
-				studentCfg := *teacher.Config
-				dim := condShape[1]
-				studentCfg.TimeCondProjDim = &dim
+				student, studentCfg := f.student(t)
+				dim := *studentCfg.TimeCondProjDim
 
 				run := func(dtype dtypes.DType) map[string]*tensors.Tensor {
 					cfg := DistillConfig{
-						Mode: Full, Teacher: teacher.Config, Student: &studentCfg,
+						Mode: Full, Teacher: teacher.Config, Student: studentCfg,
 						PredictionType: schedule.PredictionType, Loss: loss, HuberC: sa.Args.HuberC,
 						MaxGradNorm: sa.Args.MaxGradNorm, Beta1: sa.Args.Beta1, Beta2: sa.Args.Beta2,
 						AdamEps: sa.Args.Eps, WeightDecay: sa.Args.WeightDecay, EMADecay: sa.Args.EMADecay,
@@ -219,6 +212,22 @@ func (u *updateCheck) report(t *testing.T, label string, wantParams int) {
 		t.Errorf("%s: %d of %d elements (%.3g%%) of the update differ from the fixture's by more than typical_atol; at most %g%% may",
 			label, u.outliers, u.elements, 100*share, 100*maxUpdateOutliers)
 	}
+}
+
+// student is the recorded step's student before the step: the teacher's
+// weights plus the recorded cond_proj initialisation, and its config.
+func (f *lcdFixture) student(t *testing.T) (*nn.Weights, *unet.Config) {
+	t.Helper()
+	student, err := f.teacher.Weights.Clone()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cond, shape := f.sidecar.Float32(t, "lcd.student_init.time_embedding.cond_proj.weight")
+	student.SetFloat32("time_embedding.cond_proj.weight", cond, shape...)
+	cfg := *f.teacher.Config
+	dim := shape[1]
+	cfg.TimeCondProjDim = &dim
+	return student, &cfg
 }
 
 // batch assembles the recorded step's batch and coefficients for a student

@@ -19,29 +19,19 @@ func TestWeightDecayIsAdamW(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := golden.Load(t, "tiny-sd-golden")
-	f := loadLCDFixture(t, s)
+	f := loadLCDFixture(t, golden.Load(t, "tiny-sd-golden"))
 	teacher := f.teacher
-	cond, condShape := s.Float32(t, "lcd.student_init.time_embedding.cond_proj.weight")
-	studentCfg := *teacher.Config
-	dim := condShape[1]
-	studentCfg.TimeCondProjDim = &dim
+	before, studentCfg := f.student(t)
 	const lr, decay = 1e-3, 0.3
-	batch := f.batch(t, dim)
+	batch := f.batch(t, *studentCfg.TimeCondProjDim)
 	batch.LR = lr
-
-	before, err := teacher.Weights.Clone()
-	if err != nil {
-		t.Fatal(err)
-	}
-	before.SetFloat32("time_embedding.cond_proj.weight", cond, condShape...)
 	step := func(weightDecay float64) *Distiller {
 		student, err := before.Clone()
 		if err != nil {
 			t.Fatal(err)
 		}
 		d, err := NewDistiller(b, DistillConfig{
-			Mode: Full, Teacher: teacher.Config, Student: &studentCfg, PredictionType: f.schedule.PredictionType,
+			Mode: Full, Teacher: teacher.Config, Student: studentCfg, PredictionType: f.schedule.PredictionType,
 			Loss: losses.L2, MaxGradNorm: 1, Beta1: 0.9, Beta2: 0.999, AdamEps: 1e-8, EMADecay: 0.95,
 			WeightDecay: weightDecay, NN: nn.Options{ConvIm2Col: true},
 		}, teacher.Weights, student)
