@@ -112,6 +112,12 @@ func (r *run) exportCheckpoint(dir string) (*Result, error) {
 		student = r.adapters.Weights
 	} else {
 		r.studentCfg = studentConfig(r.pipe.UNet.Config, s.Distill.TimeCondProjDim)
+		for _, name := range names {
+			m := unet.Model{Config: r.studentCfg, Weights: loaded[name]}
+			if err := m.CheckWeights(); err != nil {
+				return nil, fmt.Errorf("checkpoint %s: %s does not fit the teacher %s: %w", dir, name, s.Model.Path, err)
+			}
+		}
 	}
 	if err := os.MkdirAll(s.Run.OutputDir, 0o755); err != nil {
 		return nil, err
