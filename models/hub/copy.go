@@ -19,7 +19,7 @@ import (
 // where the filesystem allows (same device, no cost in space) and copied
 // otherwise; links in a Hugging Face cache snapshot are followed first, so
 // the copy never points back into the cache. dst is replaced.
-func CopyComponent(src, dst, variant string) error {
+func CopyComponent(src, dst, variant string) (err error) {
 	entries, err := os.ReadDir(src)
 	if err != nil {
 		return fmt.Errorf("copy component: %w", err)
@@ -50,6 +50,11 @@ func CopyComponent(src, dst, variant string) error {
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return err
 	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(tmp)
+		}
+	}()
 	for _, e := range entries {
 		name := e.Name()
 		to, ok := keep[name]
@@ -67,7 +72,6 @@ func CopyComponent(src, dst, variant string) error {
 			continue
 		}
 		if err := LinkOrCopy(filepath.Join(src, name), filepath.Join(tmp, to)); err != nil {
-			os.RemoveAll(tmp)
 			return err
 		}
 	}
