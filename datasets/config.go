@@ -77,6 +77,11 @@ type Config struct {
 	// Default "pwatermark".
 	WatermarkField string `toml:"watermark_field"`
 
+	// DropEmptyCaptions drops samples whose captions are all empty or blank (counted as
+	// empty_caption); by default they are kept, as the diffusers scripts keep them, and counted in
+	// Stats.EmptyCaptions. Default false.
+	DropEmptyCaptions bool `toml:"drop_empty_captions"`
+
 	// MaxConsecutiveDrops is how many samples in a row may be dropped (undecodable or filtered)
 	// before the loader fails, showing the drop counts, so a dead source or an impossible filter
 	// stops the run. Default 1000.

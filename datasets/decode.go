@@ -35,6 +35,34 @@ func sniffFormat(b []byte) string {
 	return ""
 }
 
+// codec is the decoder and header reader of a sniffed format (nil for others).
+func codec(format string) (func(io.Reader) (image.Image, error), func(io.Reader) (image.Config, error)) {
+	switch format {
+	case "jpeg":
+		return jpeg.Decode, jpeg.DecodeConfig
+	case "png":
+		return png.Decode, png.DecodeConfig
+	case "webp":
+		return webp.Decode, webp.DecodeConfig
+	}
+	return nil, nil
+}
+
+// imageDims reads an encoded image's size from its header; ok is false when the header does not parse
+// (decodeRGB then says why).
+func imageDims(data []byte) (w, h int, ok bool) {
+	_, config := codec(sniffFormat(data))
+	if config == nil {
+		return 0, 0, false
+	}
+	defer func() { recover() }() // a header parser bug on hostile input is the decoder's to report
+	cfg, err := config(bytes.NewReader(data))
+	if err != nil {
+		return 0, 0, false
+	}
+	return cfg.Width, cfg.Height, true
+}
+
 // decodeRGB decodes a JPEG, PNG or WebP (lossy, lossless, with or without alpha) into RGB. Alpha is
 // dropped without compositing, as PIL's Image.convert("RGB") drops it in the diffusers scripts.
 // Remaining differences from PIL, all within a few levels: Go's JPEG decoder upsamples chroma by
@@ -47,16 +75,8 @@ func decodeRGB(data []byte) (img rgbImage, format string, err error) {
 		}
 	}()
 	format = sniffFormat(data)
-	var decode func(io.Reader) (image.Image, error)
-	var config func(io.Reader) (image.Config, error)
-	switch format {
-	case "jpeg":
-		decode, config = jpeg.Decode, jpeg.DecodeConfig
-	case "png":
-		decode, config = png.Decode, png.DecodeConfig
-	case "webp":
-		decode, config = webp.Decode, webp.DecodeConfig
-	default:
+	decode, config := codec(format)
+	if decode == nil {
 		return img, "", errors.New("not a JPEG, PNG or WebP image")
 	}
 	cfg, err := config(bytes.NewReader(data))

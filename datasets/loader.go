@@ -92,6 +92,9 @@ type Loader struct {
 	pos       Position
 	err       error
 	last      snapshot
+
+	// emptyCaptions counts delivered samples with an empty caption.
+	emptyCaptions int64
 }
 
 // New opens the sources and starts reading from the beginning.
@@ -147,6 +150,7 @@ func open(cfg Config, pos *Position, verifyOnly bool) (*Loader, error) {
 		for k, v := range pos.Stats.Kinds {
 			l.kinds[k] = v
 		}
+		l.emptyCaptions = pos.Stats.EmptyCaptions
 		refs := make([]ref, len(pos.Buffer))
 		for i, b := range pos.Buffer {
 			refs[i] = ref{b[0], b[1]}
@@ -182,7 +186,7 @@ func (l *Loader) Position() Position {
 // Stats returns the counters as of the last sample Next took.
 func (l *Loader) Stats() Stats {
 	l.mu.Lock()
-	s := statsOf(l.epoch, l.reader, l.batcher, l.delivered, l.batches, l.kinds)
+	s := statsOf(l.epoch, l.reader, l.batcher, l.delivered, l.batches, l.kinds, l.emptyCaptions)
 	l.mu.Unlock()
 	l.msgMu.Lock()
 	s.LastErrors = make(map[string]string, len(l.lastErrors))
@@ -240,7 +244,7 @@ func (l *Loader) take(it *item) error {
 	defer l.mu.Unlock()
 	l.reader, l.epoch, l.last = it.snap.counts, it.snap.epoch, it.snap
 	stats := func() string {
-		s := statsOf(l.epoch, l.reader, l.batcher, l.delivered, l.batches, l.kinds)
+		s := statsOf(l.epoch, l.reader, l.batcher, l.delivered, l.batches, l.kinds, l.emptyCaptions)
 		return s.String() + l.lastErrorsLine()
 	}
 	switch it.end {
@@ -269,6 +273,9 @@ func (l *Loader) take(it *item) error {
 	l.badInARow = 0
 	l.delivered++
 	l.kinds[it.sample.Kind]++
+	if strings.TrimSpace(it.sample.Caption) == "" {
+		l.emptyCaptions++
+	}
 	l.partial = append(l.partial, it.sample)
 	return nil
 }

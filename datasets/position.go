@@ -45,5 +45,5 @@ func (l *Loader) positionAt(s snapshot) Position {
 		buf[i] = [2]int{r.shard, r.offset}
 	}
 	return Position{Fingerprint: l.fingerprint, Epoch: s.epoch, Shard: s.k, Offset: s.offset, Draws: s.draws,
-		Buffer: buf, Stats: statsOf(s.epoch, s.counts, l.batcher, l.delivered, l.batches, l.kinds)}
+		Buffer: buf, Stats: statsOf(s.epoch, s.counts, l.batcher, l.delivered, l.batches, l.kinds, l.emptyCaptions)}
 }

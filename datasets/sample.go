@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 )
 
 // rawSample is one sample as a format reader found it, before decoding. Its identity is (shard,
@@ -34,6 +36,17 @@ func (c *Config) check(r *rawSample) (reason, string, bool) {
 	}
 	if len(r.captions) == 0 {
 		return dropMissingCaption, r.key, false
+	}
+	if c.DropEmptyCaptions {
+		r.captions = slices.DeleteFunc(r.captions, func(s string) bool { return strings.TrimSpace(s) == "" })
+		if len(r.captions) == 0 {
+			return dropEmptyCaption, r.key, false
+		}
+	}
+	// Refuse decompression bombs from the header, before the decoder allocates, under their own
+	// reason (the decoder's own check would count them as undecodable).
+	if w, h, ok := imageDims(r.image); ok && w*h > maxPixels {
+		return dropTooLarge, fmt.Sprintf("%s: %dx%d image, more than %d pixels", r.key, w, h, maxPixels), false
 	}
 	if !c.filtersOn() {
 		return 0, "", true

@@ -206,7 +206,16 @@ func expandSources(sources []string, format string) ([]string, string, error) {
 		}
 		return out, format, nil
 	case 0:
-		return nil, "", fmt.Errorf("datasets sources %q: cannot tell the format from the names; set Format", sources)
+		var missing []string
+		for _, name := range out {
+			if _, err := os.Stat(name); err != nil && !isPipe(name) && !isURL(name) {
+				missing = append(missing, name)
+			}
+		}
+		if len(missing) == len(out) {
+			return nil, "", fmt.Errorf("datasets sources %q: no such file or folder: %s", sources, strings.Join(missing, ", "))
+		}
+		return nil, "", fmt.Errorf("datasets sources %q: cannot tell the format from the names; name it (data.format in an experiment, -format in the data commands): webdataset, parquet or imagefolder", sources)
 	default:
 		return nil, "", fmt.Errorf("datasets sources %q: mixed formats %v; use one format per loader", sources, known)
 	}

@@ -23,6 +23,7 @@ const (
 	dropTooLarge                        // a member or image beyond the size limits
 	dropPartialBatch                    // left over after the last full batch of the last epoch
 	dropResumeLost                      // a shuffle-buffer sample that could not be read again on resume
+	dropEmptyCaption                    // every caption is empty or blank, and Config.DropEmptyCaptions is set
 	// Shard reasons.
 	dropMissingFile // the shard does not exist (or http 404)
 	dropEmptyShard  // the shard holds no sample
@@ -35,6 +36,7 @@ const (
 var reasonNames = [numReasons]string{
 	"undecodable_image", "missing_image", "missing_caption", "missing_metadata", "bad_metadata",
 	"filtered_size", "filtered_watermark", "truncated_sample", "too_large", "partial_batch", "resume_lost",
+	"empty_caption",
 	"missing_file", "empty_shard", "truncated_tar", "pipe_failed", "read_error",
 }
 
@@ -88,6 +90,10 @@ type Stats struct {
 	Drops     map[string]int64 `json:"drops"` // skipped samples or shards by reason (nonzero only)
 	// LastErrors holds, per reason, the message of the most recent drop; it is not saved in Positions.
 	LastErrors map[string]string `json:"-"`
+
+	// EmptyCaptions counts delivered samples whose caption is empty or blank (they train the
+	// unconditional case; set Config.DropEmptyCaptions to drop them instead).
+	EmptyCaptions int64 `json:"empty_captions"`
 }
 
 // Dropped is the number of samples dropped for any sample reason (shard reasons count shards and are
@@ -107,6 +113,9 @@ func (s Stats) String() string {
 	fmt.Fprintf(&b, "epoch %d shards %d read %d ok %d", s.Epoch, s.Shards, s.Read, s.Delivered)
 	if len(s.Kinds) > 0 {
 		b.WriteString(" (" + joinCounts(s.Kinds) + ")")
+	}
+	if s.EmptyCaptions > 0 {
+		fmt.Fprintf(&b, " empty captions %d", s.EmptyCaptions)
 	}
 	samples, shards := map[string]int64{}, map[string]int64{}
 	for _, name := range SampleReasons {
@@ -131,6 +140,7 @@ func (s Stats) Metrics() map[string]float64 {
 	m := map[string]float64{
 		"data/epoch": float64(s.Epoch), "data/shards": float64(s.Shards), "data/read": float64(s.Read),
 		"data/delivered": float64(s.Delivered), "data/dropped": float64(s.Dropped()),
+		"data/empty_captions": float64(s.EmptyCaptions),
 	}
 	for k, v := range s.Kinds {
 		m["data/kind/"+k] = float64(v)
@@ -163,11 +173,11 @@ func joinCounts(m map[string]int64) string {
 }
 
 // statsOf builds Stats from the reader's and batcher's counters.
-func statsOf(epoch int, reader, batcher counts, delivered, batches int64, kinds map[string]int64) Stats {
+func statsOf(epoch int, reader, batcher counts, delivered, batches int64, kinds map[string]int64, emptyCaptions int64) Stats {
 	all := reader
 	all.add(batcher)
 	s := Stats{Epoch: epoch, Shards: all.shards, Read: all.read, Delivered: delivered, Batches: batches,
-		Kinds: map[string]int64{}, Drops: map[string]int64{}}
+		Kinds: map[string]int64{}, Drops: map[string]int64{}, EmptyCaptions: emptyCaptions}
 	for k, v := range kinds {
 		s.Kinds[k] = v
 	}

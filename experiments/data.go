@@ -35,6 +35,7 @@ func dataFlags(fs *flag.FlagSet) *datasets.Config {
 	fs.IntVar(&cfg.MinWidth, "min-width", cfg.MinWidth, "drop samples whose json width_field is smaller, 0: off (data.min_width)")
 	fs.IntVar(&cfg.MinHeight, "min-height", cfg.MinHeight, "drop samples whose json height_field is smaller, 0: off (data.min_height)")
 	fs.Float64Var(&cfg.MaxWatermark, "max-watermark", cfg.MaxWatermark, "drop samples whose json watermark probability is larger, 0: off (data.max_watermark)")
+	fs.BoolVar(&cfg.DropEmptyCaptions, "drop-empty-captions", cfg.DropEmptyCaptions, "drop samples whose captions are all empty; by default they are kept and counted (data.drop_empty_captions)")
 	return &cfg
 }
 
@@ -55,10 +56,18 @@ func runDataInspect(args []string) error {
 	}
 	cfg.Sources = fs.Args()
 	report, err := datasets.Inspect(*cfg, *n, *grid)
+	if report.Shards > 0 {
+		fmt.Println(report.String())
+	}
 	if err != nil {
 		return err
 	}
-	fmt.Println(report.String())
+	// Sources that give no usable sample fail the same way whether the shards are missing or every
+	// image in them is broken.
+	if report.Stats.Delivered == 0 {
+		return fmt.Errorf("data inspect: no usable sample in %d shards (read %d samples, dropped %d; reasons above)",
+			report.Shards, report.Stats.Read, report.Stats.Dropped())
+	}
 	return nil
 }
 

@@ -15,13 +15,17 @@ import (
 const usage = `golcm: latent consistency distillation for Stable Diffusion.
 
 usage:
-  go run ./experiments -f EXPERIMENT.toml [-set section.key=value ...] [-print-config]
+  go run ./experiments [train] -f EXPERIMENT.toml [-set section.key=value ...] [-print-config]
   go run ./experiments sample -model DIR -prompt TEXT [-steps 4 -guidance 8.5 -seed 0 -out out.png]
   go run ./experiments init-model -arch tiny -out DIR
   go run ./experiments data inspect SPEC...
   go run ./experiments data convert -out PATTERN SOURCE...
   go run ./experiments bench [-only small,step]
+  go run ./experiments export -checkpoint RUN/checkpoints/step-N [-out DIR]
+  go run ./experiments lora convert -in FILE -base MODEL -to kohya -out FILE
+  go run ./experiments lora fuse -in FILE -base MODEL -out DIR
 
+Commands: train (the default), sample, init-model, data, bench, export, lora.
 Run any command with -h for its flags.
 `
 
@@ -49,9 +53,12 @@ func run(args []string) error {
 			return runData(args[1:])
 		case "bench":
 			return runBench(args[1:])
+		case "lora":
+			return runLoRA(args[1:])
+		case "export":
+			return runExport(args[1:])
 		case "help", "-h", "-help", "--help":
-			fmt.Print(usage)
-			return nil
+			return runTrain([]string{"-h"}) // the usage, then the flags of train, the default command
 		}
 	}
 	return runTrain(args)

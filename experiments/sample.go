@@ -6,6 +6,7 @@ import (
 	"image"
 	_ "image/jpeg" // -image accepts JPEG
 	_ "image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,6 +69,10 @@ Samples images in a few steps with an LCMScheduler, as diffusers' LatentConsiste
 		return fmt.Errorf("sample: -original-steps %d, want 0 (config) or more", *origSteps)
 	case *width < 0 || *height < 0:
 		return fmt.Errorf("sample: -width %d -height %d must not be negative", *width, *height)
+	case *width%8 != 0 || *height%8 != 0:
+		return fmt.Errorf("sample: -width %d -height %d: both must be multiples of 8 (the VAE's factor)", *width, *height)
+	case !(*guidance >= 0) || math.IsInf(*guidance, 0):
+		return fmt.Errorf("sample: -guidance %v, want a finite number >= 0 (1 or less turns classifier-free guidance off)", *guidance)
 	case *initImage != "" && !(*strength > 0 && *strength <= 1):
 		return fmt.Errorf("sample: -strength %v, want 0 < strength <= 1", *strength)
 	case !strings.EqualFold(filepath.Ext(*out), ".png"):
@@ -99,6 +104,9 @@ Samples images in a few steps with an LCMScheduler, as diffusers' LatentConsiste
 		return err
 	}
 	fmt.Println(p.Describe())
+	if err := checkSampleSize(p, *width, *height); err != nil {
+		return err
+	}
 	var adapters *lora.Adapters
 	if *loraFile != "" {
 		if adapters, err = lora.Read(*loraFile, p.UNet.Config.ParamShapes()); err != nil {
@@ -147,6 +155,40 @@ Samples images in a few steps with an LCMScheduler, as diffusers' LatentConsiste
 		return err
 	}
 	fmt.Println("wrote", *out, "(grid)")
+	return nil
+}
+
+// maxSizeFactor bounds sample sizes by the model's native size: at most this
+// many times its native area and its native side. Past that the activations
+// grow beyond any GPU (attention is quadratic in the latent area) and the
+// model makes no sensible images anyway.
+const maxSizeFactor = 4
+
+// checkSampleSize refuses image sizes the model cannot sample before
+// anything is allocated: sides not multiples of the pipeline's size
+// multiple, or larger than maxSizeFactor times the native size. 0 means
+// the model's (or the init image's) size and is checked by the sampler.
+func checkSampleSize(p *pipeline.Pipeline, width, height int) error {
+	nh, nw, err := p.DefaultSize()
+	if err != nil {
+		return err
+	}
+	if m := p.SizeMultiple(); width%m != 0 || height%m != 0 {
+		return fmt.Errorf("sample: -width %d -height %d: this model needs multiples of %d (VAE factor %d × UNet downsampling %d), e.g. %d×%d",
+			width, height, m, p.VAEScaleFactor(), p.UNet.Config.DownsampleFactor(), nw, nh)
+	}
+	w, h := width, height
+	if w == 0 {
+		w = nw
+	}
+	if h == 0 {
+		h = nh
+	}
+	maxSide := maxSizeFactor * max(nw, nh)
+	if w > maxSide || h > maxSide || w*h > maxSizeFactor*nw*nh {
+		return fmt.Errorf("sample: %d×%d is too large for this model (native %d×%d): at most %d× its area (e.g. %d×%d) and %d pixels a side",
+			w, h, nw, nh, maxSizeFactor, 2*nw, 2*nh, maxSide)
+	}
 	return nil
 }
 

@@ -51,6 +51,11 @@ func TestInitModelThenSample(t *testing.T) {
 		{[]string{"-prompt", "x"}, "-model is required"},
 		{[]string{"-model", model, "-prompt", "x", "-out", "x.jpg"}, "must end in .png"},
 		{[]string{"-model", model, "-prompt", "x", "-image", out, "-strength", "0"}, "-strength"},
+		{[]string{"-model", model, "-prompt", "x", "-width", "64000", "-height", "64000"}, "64000×64000 is too large for this model (native 64×64): at most 4× its area (e.g. 128×128)"},
+		{[]string{"-model", model, "-prompt", "x", "-width", "100"}, "multiples of 8"},
+		{[]string{"-model", model, "-prompt", "x", "-width", "72"}, "multiples of 16"},
+		{[]string{"-model", model, "-prompt", "x", "-guidance", "-1"}, "-guidance -1"},
+		{[]string{"-model", model, "-prompt", "x", "-steps", "100"}, "use at most 50 steps"},
 	} {
 		if err := runSample(c.args); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("sample %q: got %v, want an error with %q", c.args, err, c.want)

@@ -56,20 +56,17 @@ func TestGradientAccumulationEqualsBigBatch(t *testing.T) {
 	s := golden.Load(t, "tiny-sd-golden")
 	f := loadLCDFixture(t, s)
 	schedule, teacher := f.schedule, f.teacher
-	cond, condShape := s.Float32(t, "lcd.student_init.time_embedding.cond_proj.weight")
-	studentCfg := *teacher.Config
-	dim := condShape[1]
-	studentCfg.TimeCondProjDim = &dim
+	initial, studentCfg := f.student(t)
+	dim := *studentCfg.TimeCondProjDim
 	batch := f.batch(t, dim)
 
 	run := func(accumulation int, batches ...*Batch) (*Distiller, *StepResult) {
-		student, err := teacher.Weights.Clone()
+		student, err := initial.Clone()
 		if err != nil {
 			t.Fatal(err)
 		}
-		student.SetFloat32("time_embedding.cond_proj.weight", cond, condShape...)
 		d, err := NewDistiller(b, DistillConfig{
-			Mode: Full, Teacher: teacher.Config, Student: &studentCfg, PredictionType: schedule.PredictionType,
+			Mode: Full, Teacher: teacher.Config, Student: studentCfg, PredictionType: schedule.PredictionType,
 			Loss: losses.L2, MaxGradNorm: 1, Beta1: 0.9, Beta2: 0.999, AdamEps: 1e-8, EMADecay: 0.95,
 			AccumulationSteps: accumulation, NN: nn.Options{ConvIm2Col: true}, Debug: true,
 		}, teacher.Weights, student)

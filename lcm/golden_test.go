@@ -165,6 +165,7 @@ func TestGoldenPipelineTimesteps(t *testing.T) {
 			if fmt.Sprint(sched.Timesteps) != fmt.Sprint(call.Timesteps) {
 				t.Errorf("pipe_call timesteps: got %v, want %v", sched.Timesteps, call.Timesteps)
 			}
+			golden.Compared(t)
 		})
 	}
 }

@@ -114,14 +114,18 @@ func (s *LCMScheduler) SetTimesteps(numInferenceSteps, originalInferenceSteps in
 		if n > T {
 			return fmt.Errorf("lcm scheduler: num_inference_steps %d cannot be larger than num_train_timesteps %d", n, T)
 		}
+		// diffusers checks the strength-cut grid first; past the whole grid
+		// no strength helps, so that case is told first here, with a hint
+		// that can be followed.
+		if n > orig {
+			return fmt.Errorf("lcm scheduler: num_inference_steps %d cannot be larger than original_inference_steps %d: the inference timesteps are a subset of that grid; use at most %d steps, or an original_inference_steps of at least %d (a divisor of %d)",
+				n, orig, orig, n, T)
+		}
 		if len(origin)/n < 1 {
-			return fmt.Errorf("lcm scheduler: original_inference_steps x strength = %d x %g = %d grid points is fewer than num_inference_steps %d; reduce num_inference_steps or raise strength to at least %g",
-				orig, strength, len(origin), n, float64(n)/float64(orig))
+			return fmt.Errorf("lcm scheduler: original_inference_steps x strength = %d x %g = %d grid points is fewer than num_inference_steps %d; use at most %d steps or raise strength to at least %g",
+				orig, strength, len(origin), n, len(origin), float64(n)/float64(orig))
 		}
 		numSteps = n
-		if n > orig {
-			return fmt.Errorf("lcm scheduler: num_inference_steps %d cannot be larger than original_inference_steps %d: the inference timesteps are a subset of that grid", n, orig)
-		}
 		// np.floor(np.linspace(0, len, n, endpoint=False)): i·(len/n) in float64.
 		step := float64(len(origin)) / float64(n)
 		timesteps = make([]int64, n)

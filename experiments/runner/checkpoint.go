@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/golcm/golcm/datasets"
+	"github.com/golcm/golcm/experiments/spec"
 	"github.com/golcm/golcm/models/nn"
 )
 
@@ -26,12 +27,25 @@ type State struct {
 
 func checkpointName(step int) string { return fmt.Sprintf("step-%08d", step) }
 
-// saveCheckpoint writes weight groups and state into
+// writeWeights writes one weight group of a checkpoint (a variable so that
+// tests can make a save fail).
+var writeWeights = nn.WriteWeights
+
+// saveCheckpoint writes weight groups, state and the experiment into
 // <out>/checkpoints/step-N. Everything goes into a temporary folder that is
-// renamed at the end, so a crash never leaves a half checkpoint behind.
-func saveCheckpoint(outDir string, step int, groups map[string]*nn.Weights, st State) (string, error) {
+// renamed at the end, so a crash never leaves a half checkpoint behind; a
+// save that fails removes its temporary folder. Weights that are not finite
+// are never written: the error names the last good checkpoint instead.
+func saveCheckpoint(outDir string, step int, groups map[string]*nn.Weights, st State, experiment spec.Spec) (path string, err error) {
 	root := filepath.Join(outDir, checkpointsDir)
 	final := filepath.Join(root, checkpointName(step))
+	if err := checkFinite(groups); err != nil {
+		last := "none was written"
+		if all, _ := listCheckpoints(outDir); len(all) > 0 {
+			last = all[len(all)-1]
+		}
+		return "", fmt.Errorf("not saving checkpoint %s: %w after step %d; the last good checkpoint is %s", final, err, step, last)
+	}
 	tmp := filepath.Join(root, ".tmp-"+checkpointName(step))
 	if err := os.RemoveAll(tmp); err != nil {
 		return "", err
@@ -39,11 +53,16 @@ func saveCheckpoint(outDir string, step int, groups map[string]*nn.Weights, st S
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return "", err
 	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(tmp)
+		}
+	}()
 	for name, w := range groups {
 		if w == nil {
 			continue
 		}
-		if err := nn.WriteWeights(filepath.Join(tmp, name+".safetensors"), w, "F32"); err != nil {
+		if err := writeWeights(filepath.Join(tmp, name+".safetensors"), w, "F32"); err != nil {
 			return "", fmt.Errorf("checkpoint %s: %w", final, err)
 		}
 	}
@@ -52,7 +71,10 @@ func saveCheckpoint(outDir string, step int, groups map[string]*nn.Weights, st S
 		return "", err
 	}
 	if err := os.WriteFile(filepath.Join(tmp, "state.json"), data, 0o644); err != nil {
-		return "", err
+		return "", fmt.Errorf("checkpoint %s: %w", final, err)
+	}
+	if err := experiment.Save(tmp); err != nil {
+		return "", fmt.Errorf("checkpoint %s: %w", final, err)
 	}
 	if err := os.RemoveAll(final); err != nil {
 		return "", err

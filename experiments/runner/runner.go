@@ -128,28 +128,28 @@ func (r *run) execute(ctx context.Context) (*Result, error) {
 	r.nnOpts.GradientCheckpointing = s.Run.GradientCheckpointing
 	fmt.Fprintln(r.log, backend.Describe(b, choice))
 
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return nil, err
-	}
-	if err := s.Save(out); err != nil {
+	// Nothing in the output folder changes until the run is allowed in and
+	// has loaded (runfolder.go).
+	resumeFrom, err := r.claimRunFolder()
+	if err != nil {
 		return nil, err
 	}
 	if err := r.loadTeacher(); err != nil {
-		return nil, err
-	}
-	resumeDir, err := resolveResume(out, s.Run.Resume)
-	if err != nil {
 		return nil, err
 	}
 	state := State{}
 	if err := r.buildStudent(); err != nil {
 		return nil, err
 	}
-	if resumeDir != "" {
-		if state, err = r.restore(resumeDir); err != nil {
+	resumeDir := ""
+	if len(resumeFrom) > 0 {
+		if state, resumeDir, err = r.restoreNewest(resumeFrom); err != nil {
 			return nil, err
 		}
 		fmt.Fprintf(r.log, "resuming from %s at step %d\n", resumeDir, state.Step)
+	}
+	if err := r.takeRunFolder(resumeDir); err != nil {
+		return nil, err
 	}
 	r.rng = rand.NewPCG(uint64(s.Run.Seed), 0x6c636d)
 	if state.RNG != nil {
@@ -161,6 +161,9 @@ func (r *run) execute(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	if err := r.openMetrics(state.Step); err != nil {
+		return nil, err
+	}
+	if err := r.owedValidation(state.Step); err != nil {
 		return nil, err
 	}
 	if err := r.loop(ctx); err != nil {
@@ -233,9 +236,7 @@ func (r *run) buildStudent() error {
 	case "lora":
 		cfg.Mode = lcm.LoRA
 		r.studentCfg = teacher.Config
-		r.adapters, err = lora.New(teacher.Config.ParamShapes(), lora.Config{
-			Rank: s.LoRA.Rank, Alpha: s.LoRA.Alpha, Dropout: s.LoRA.Dropout, Targets: s.LoRA.Targets,
-		}, s.Run.Seed)
+		r.adapters, err = lora.New(teacher.Config.ParamShapes(), loraConfig(s.LoRA), s.Run.Seed)
 		if err != nil {
 			return err
 		}
@@ -260,14 +261,13 @@ func FullStudent(teacher *unet.Model, dim int, seed uint64) (*nn.Weights, *unet.
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg := *teacher.Config
-	if cfg.TimeCondProjDim == nil {
-		cfg.TimeCondProjDim = &dim
+	cfg := studentConfig(teacher.Config, dim)
+	if teacher.Config.TimeCondProjDim == nil {
 		dims := []int{cfg.BlockOutChannels[0], dim}
 		rng := rand.New(rand.NewPCG(seed, 0x636f6e64))
 		student.SetFloat32("time_embedding.cond_proj.weight", nn.KaimingUniform(rng, dims), dims...)
 	}
-	return student, &cfg, nil
+	return student, cfg, nil
 }
 
 // restore loads a checkpoint's weights into the compiled run.
@@ -550,7 +550,7 @@ func (r *run) checkpoint() (string, error) {
 	}
 	path, err := saveCheckpoint(r.spec.Run.OutputDir, d.Steps, map[string]*nn.Weights{
 		"student": d.Student, "target": d.Target, "adam_m": d.AdamM, "adam_v": d.AdamV,
-	}, State{Step: d.Steps, RNG: rngState, Data: r.dataPos, Loss: last})
+	}, State{Step: d.Steps, RNG: rngState, Data: r.dataPos, Loss: last}, r.spec)
 	if err != nil {
 		return "", err
 	}

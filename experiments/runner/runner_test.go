@@ -138,14 +138,16 @@ func TestLoRARunExportsAdapters(t *testing.T) {
 	s := tinySpec(t, filepath.Join(root, "teacher"), filepath.Join(root, "lora"))
 	s.Distill.Mode = "lora"
 	s.LoRA.Rank, s.LoRA.Alpha = 4, 8
+	s.LoRA.Formats = []string{"diffusers", "kohya"}
 	s.Optim.MaxTrainSteps = 2
 	res, err := Run(context.Background(), s, Options{Log: io.Discard, NoProgress: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(s.Run.OutputDir, lora.FileName)
-	if len(res.Exported) != 1 || res.Exported[0] != path {
-		t.Fatalf("exported %v, want %s", res.Exported, path)
+	kohya := filepath.Join(s.Run.OutputDir, lora.FileNameFor(lora.FormatKohya))
+	if len(res.Exported) != 2 || res.Exported[0] != path || res.Exported[1] != kohya {
+		t.Fatalf("exported %v, want %s and %s", res.Exported, path, kohya)
 	}
 	teacher, err := unet.Load(filepath.Join(s.Model.Path, "unet"), "")
 	if err != nil {
@@ -159,22 +161,46 @@ func TestLoRARunExportsAdapters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Weights.Len() != ck["student"].Len() {
-		t.Fatalf("file has %d adapter tensors, checkpoint %d", got.Weights.Len(), ck["student"].Len())
+	// The kohya file keeps the checkpoint's A and B and alpha = 8.
+	k, err := lora.Read(kohya, teacher.Config.ParamShapes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range k.Modules {
+		if m.Scale() != 2 {
+			t.Fatalf("kohya file: module %s has scale %v, want alpha/rank = 2", m.Name, m.Scale())
+		}
 	}
 	for _, name := range ck["student"].Names() {
 		want, _, _ := ck["student"].Float32(name)
-		have, _, err := got.Weights.Float32(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if maxDiff(have, want) != 0 {
-			t.Fatalf("%s differs between the export and the checkpoint", name)
+		have, _, err := k.Weights.Float32(name)
+		if err != nil || maxDiff(have, want) != 0 {
+			t.Fatalf("kohya file: %s differs from the checkpoint (%v)", name, err)
 		}
 	}
+	if got.Weights.Len() != ck["student"].Len() {
+		t.Fatalf("file has %d adapter tensors, checkpoint %d", got.Weights.Len(), ck["student"].Len())
+	}
+	// The diffusers file folds alpha/rank = 2 into B (diffusers 0.26 reads
+	// no alpha): A is the checkpoint's, scale·B is 2·B of the checkpoint.
 	for _, m := range got.Modules {
-		if m.Scale() != 2 {
-			t.Fatalf("module %s has scale %v after reload, want alpha/rank = 2", m.Name, m.Scale())
+		if m.Scale() != 1 {
+			t.Fatalf("module %s has scale %v after reload, want 1 (alpha folded into B)", m.Name, m.Scale())
+		}
+		for _, name := range []string{lora.ParamA(m.Name), lora.ParamB(m.Name)} {
+			want, _, _ := ck["student"].Float32(name)
+			have, _, err := got.Weights.Float32(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if name == lora.ParamB(m.Name) {
+				for i := range want {
+					want[i] *= 2
+				}
+			}
+			if maxDiff(have, want) != 0 {
+				t.Fatalf("%s differs between the export and the checkpoint", name)
+			}
 		}
 	}
 }
@@ -242,6 +268,14 @@ func TestSDXLRunsOnFixtureTeacher(t *testing.T) {
 			t.Fatalf("%s: %v", mode, err)
 		}
 		t.Logf("%s: losses %v, exported %v", mode, res.Losses, res.Exported)
+		if mode == "full" {
+			checkModelIndex(t, s.Run.OutputDir, "StableDiffusionXLPipeline", map[string][]any{
+				"unet": {"diffusers", "UNet2DConditionModel"}, "scheduler": {"diffusers", "LCMScheduler"},
+				"vae": {"diffusers", "AutoencoderKL"}, "text_encoder": {"transformers", "CLIPTextModel"},
+				"tokenizer": {"transformers", "CLIPTokenizer"}, "text_encoder_2": {"transformers", "CLIPTextModelWithProjection"},
+				"tokenizer_2": {"transformers", "CLIPTokenizer"},
+			})
+		}
 		if _, err := os.Stat(filepath.Join(s.Run.OutputDir, "validation")); err != nil {
 			t.Errorf("%s: no validation grid: %v", mode, err)
 		}

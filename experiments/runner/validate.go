@@ -48,7 +48,7 @@ func (r *run) validate(step int) error {
 				rows[i] = append(rows[i], img)
 			}
 		}
-		path := filepath.Join(dir, fmt.Sprintf("%s-step-%08d.png", name, step))
+		path := validationGrid(s.Run.OutputDir, name, step)
 		if err := sampling.SaveGrid(path, rows, s.Run.ValidationPrompts, s.Run.ValidationInferenceSteps); err != nil {
 			return err
 		}

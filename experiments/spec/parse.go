@@ -24,6 +24,9 @@ func FindFile(name string) (string, error) {
 	if isFile(name) {
 		return name, nil
 	}
+	if st, err := os.Stat(name); err == nil && st.IsDir() {
+		return "", fmt.Errorf("experiment file %q is a folder; name a .toml file in it (e.g. %s)", name, filepath.Join(name, "experiment.toml"))
+	}
 	if !filepath.IsAbs(name) {
 		alt := filepath.Join(ExperimentsDir, name)
 		tried = append(tried, alt)
@@ -113,7 +116,11 @@ func (d *decoder) document(data []byte, filename string) {
 		var de *toml.DecodeError
 		if errors.As(err, &de) {
 			row, _ := de.Position()
-			d.errorf("%s:%d: %s", filename, row, strings.TrimPrefix(de.Error(), "toml: "))
+			where := fmt.Sprintf("%s:%d", filename, row)
+			if key := keyOnLine(data, row); key != "" {
+				where += ": " + key // go-toml names no key for a value it cannot hold (an int past int64)
+			}
+			d.errorf("%s: %s", where, strings.TrimPrefix(de.Error(), "toml: "))
 		} else {
 			d.errorf("%s: %v", filename, err)
 		}
@@ -149,6 +156,30 @@ func (d *decoder) document(data []byte, filename string) {
 	if err := p.Error(); err != nil { // not expected once toml.Unmarshal accepted the document
 		d.errorf("%s: %v", filename, err)
 	}
+}
+
+// keyOnLine is the key a "key = value" line of a TOML document sets, under the [section] above it
+// ("" when the line holds no such pair). It reads lines as text, since it serves documents the
+// parser refused.
+func keyOnLine(data []byte, row int) string {
+	lines := strings.Split(string(data), "\n")
+	if row < 1 || row > len(lines) {
+		return ""
+	}
+	key, _, ok := strings.Cut(lines[row-1], "=")
+	key = strings.Trim(strings.TrimSpace(key), `"'`)
+	if !ok || key == "" || strings.HasPrefix(key, "[") || strings.HasPrefix(key, "#") {
+		return ""
+	}
+	for i := row - 2; i >= 0; i-- {
+		l := strings.TrimSpace(lines[i])
+		if strings.HasPrefix(l, "[") && !strings.HasPrefix(l, "[[") {
+			if section, _, ok := strings.Cut(strings.TrimPrefix(l, "["), "]"); ok {
+				return strings.TrimSpace(section) + "." + key
+			}
+		}
+	}
+	return key
 }
 
 // keyValue applies one "key = value" found under the table prefix; an inline table applies each of

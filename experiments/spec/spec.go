@@ -17,6 +17,10 @@ import "github.com/golcm/golcm/datasets"
 // VAEFactor is the spatial downsampling of Stable Diffusion's VAE: image sizes must be multiples of it.
 const VAEFactor = 8
 
+// LoRAFormats are the names lora.formats takes: lora.Format's names (the runner parses them with
+// lora.ParseFormat).
+var LoRAFormats = []string{"diffusers", "kohya", "diffusers-old"}
+
 // TrainTimesteps is the teacher's num_train_timesteps (1000 for every SD 1.x/2.x/XL scheduler);
 // distill.num_ddim_timesteps must divide it.
 const TrainTimesteps = 1000
@@ -103,6 +107,12 @@ type LoRASpec struct {
 	// time projection: to_q to_k to_v to_out.0 proj_in proj_out ff.net.0.proj ff.net.2 conv1 conv2
 	// conv_shortcut downsamplers.0.conv upsamplers.0.conv time_emb_proj.
 	Targets []string `toml:"targets"`
+	// Formats are the LoRA files a run exports, one per entry: "diffusers" (pytorch_lora_weights.safetensors,
+	// what diffusers' load_lora_weights and golcm's sample -lora read), "kohya" (kohya-ss / A1111 /
+	// ComfyUI names with per-module alphas, pytorch_lora_weights_kohya.safetensors) and
+	// "diffusers-old" (diffusers' pre-PEFT names). `go run ./experiments lora convert` converts a
+	// file later. Default ["diffusers"].
+	Formats []string `toml:"formats"`
 }
 
 // DataSpec is where training images and captions come from and how they become batches
@@ -167,6 +177,16 @@ type RunSpec struct {
 	// Resume is "" (start fresh), "latest" (the newest output_dir/checkpoints/step-<step>, or fresh
 	// when there is none, as diffusers) or the path of a checkpoint folder. Default "".
 	Resume string `toml:"resume"`
+	// Overwrite lets a fresh run (resume = "") start in an output_dir that holds another run's
+	// checkpoints or exports: they, its metrics.jsonl and its validation grids are deleted once the
+	// new run has loaded its models. Without it such a run is refused. Default false.
+	Overwrite bool `toml:"overwrite"`
+	// AllowChanges are keys whose value may differ from the checkpoint's when resuming, e.g.
+	// ["optim.lr"]. A resume compares the resolved experiment with the one saved in the checkpoint
+	// and refuses changes to anything that alters training (model, data, distill, lora, optim, seed)
+	// unless listed here; reporting and validation keys, optim.max_train_steps, data.workers,
+	// run.backend and run.gradient_checkpointing may always change. Default [].
+	AllowChanges []string `toml:"allow_changes"`
 	// ValidationEvery samples the validation prompts every N optimizer steps; 0 turns validation
 	// off. Default 200.
 	ValidationEvery int `toml:"validation_every"`
@@ -231,6 +251,7 @@ func Default() Spec {
 				"to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2",
 				"conv1", "conv2", "conv_shortcut", "downsamplers.0.conv", "upsamplers.0.conv", "time_emb_proj",
 			},
+			Formats: []string{"diffusers"},
 		},
 		Data: DataSpec{
 			Config:             datasets.DefaultConfig(),

@@ -122,14 +122,15 @@ func TestUnknownKeyNamesFileLineAndClosestKey(t *testing.T) {
 
 func TestWrongTypeNamesKeyAndValue(t *testing.T) {
 	for doc, want := range map[string]string{
-		"[distill]\nw_min = \"five\"\n":          `x.toml:2: distill.w_min = "five": want a number`,
-		"[optim]\nmax_train_steps = 10.5\n":      `x.toml:2: optim.max_train_steps = 10.5: want an integer`,
-		"[run]\ngradient_checkpointing = 1\n":    `x.toml:2: run.gradient_checkpointing = 1: want true or false`,
-		"[data]\nsources = \"a.tar\"\n":          `x.toml:2: data.sources = "a.tar": want an array of strings`,
-		"[lora]\ntargets = [\"to_q\", 3]\n":      `x.toml:2: lora.targets = ["to_q", 3]: want an array of strings`,
-		"[model]\npath = 3\n":                    `x.toml:2: model.path = 3: want a string`,
-		"[distill]\nw_max = inf\n":               `x.toml:2: distill.w_max = inf: want a finite number`,
-		"run.validation_inference_steps = [1.5]": `x.toml:1: run.validation_inference_steps = [1.5]: want an array of integers`,
+		"[distill]\nw_min = \"five\"\n":                     `x.toml:2: distill.w_min = "five": want a number`,
+		"[optim]\nmax_train_steps = 10.5\n":                 `x.toml:2: optim.max_train_steps = 10.5: want an integer`,
+		"[run]\ngradient_checkpointing = 1\n":               `x.toml:2: run.gradient_checkpointing = 1: want true or false`,
+		"[data]\nsources = \"a.tar\"\n":                     `x.toml:2: data.sources = "a.tar": want an array of strings`,
+		"[lora]\ntargets = [\"to_q\", 3]\n":                 `x.toml:2: lora.targets = ["to_q", 3]: want an array of strings`,
+		"[model]\npath = 3\n":                               `x.toml:2: model.path = 3: want a string`,
+		"[distill]\nw_max = inf\n":                          `x.toml:2: distill.w_max = inf: want a finite number`,
+		"run.validation_inference_steps = [1.5]":            `x.toml:1: run.validation_inference_steps = [1.5]: want an array of integers`,
+		"[optim]\nmax_train_steps = 99999999999999999999\n": `x.toml:2: optim.max_train_steps: decimal number is too large`,
 	} {
 		wantContains(t, parseErr(t, doc), want)
 	}
@@ -183,6 +184,8 @@ func TestImpossibleValuesAreErrors(t *testing.T) {
 		"[run]\nmixed_precision = \"bf16\"\n":                     `x.toml:2: run.mixed_precision = "bf16" is not implemented yet`,
 		"[run]\nbackend = \"cuda\"\n":                             `run.backend = "cuda" must be "", "go" or "xla"`,
 		"[model]\npath = \"\"\n":                                  `model.path = "" must not be empty`,
+		"[lora]\nformats = [\"comfy\"]\n":                         `lora.formats = ["comfy"]: "comfy" is not a LoRA file format (want diffusers, kohya, diffusers-old)`,
+		"[run]\nallow_changes = [\"optim.learning_rate\"]\n":      `run.allow_changes = ["optim.learning_rate"]: "optim.learning_rate" is not a key`,
 	} {
 		wantContains(t, parseErr(t, doc), want)
 	}
@@ -358,6 +361,9 @@ func TestFindFileLooksInExperiments(t *testing.T) {
 	}
 	if _, err := FindFile("sub"); err == nil { // a folder is not an experiment
 		t.Error("FindFile found a folder")
+	}
+	if _, err := FindFile("experiments/sub"); err == nil || !strings.Contains(err.Error(), `"experiments/sub" is a folder`) {
+		t.Errorf("FindFile of a folder: %v, want it to say it is a folder", err)
 	}
 }
 

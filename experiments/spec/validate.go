@@ -182,6 +182,12 @@ func (s Spec) check() *checker {
 	c.positive("lora.alpha")
 	c.floatIn("lora.dropout", 0, 1, true)
 	c.listOfNames("lora.targets", true)
+	c.listOfNames("lora.formats", true)
+	for _, f := range s.LoRA.Formats {
+		if !slices.Contains(LoRAFormats, f) {
+			c.fail([]string{"lora.formats"}, "%s: %s is not a LoRA file format (want %s)", c.kv("lora.formats"), quote(f), strings.Join(LoRAFormats, ", "))
+		}
+	}
 
 	// [data]
 	c.listOfNames("data.sources", false)
@@ -230,6 +236,12 @@ func (s Spec) check() *checker {
 	c.intAtLeast("run.checkpoint_every", 0)
 	c.intAtLeast("run.checkpoints_keep", 0)
 	c.intAtLeast("run.validation_every", 0)
+	c.listOfNames("run.allow_changes", false)
+	for _, k := range r.AllowChanges {
+		if _, ok := fieldByKey[k]; !ok {
+			c.fail([]string{"run.allow_changes"}, "%s: %s is not a key (see -print-config for every key)", c.kv("run.allow_changes"), quote(k))
+		}
+	}
 	c.listOfNames("run.validation_prompts", false)
 	if r.ValidationEvery > 0 {
 		for _, key := range []string{"run.validation_prompts", "run.validation_inference_steps"} {

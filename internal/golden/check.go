@@ -7,6 +7,8 @@ import (
 	"testing"
 )
 
+// CheckFloat32 (and CheckFloat32Tol, CheckInt64) skip, logging its name, an entry the sidecar lacks.
+//
 // CheckFloat32 compares got against a float entry with the entry's tolerance: every element must
 // satisfy |got-want| <= atol + rtol*|want| (NaN never does). It logs one line
 // "golden <sidecar> <entry> max_abs_err=<x> tol=<y>" and reports the worst element on failure.
@@ -19,6 +21,10 @@ func (s *Sidecar) CheckFloat32(t testing.TB, entry string, got []float32, gotSha
 // (no tolerance in the sidecar) or computations deliberately less precise than the reference.
 func (s *Sidecar) CheckFloat32Tol(t testing.TB, entry string, got []float32, gotShape []int, tol Tol) {
 	t.Helper()
+	if s.Lacks(t, entry) {
+		return
+	}
+	noteChecked(t)
 	want, wantShape := s.Float32(t, entry)
 	if want == nil && wantShape == nil {
 		return
@@ -58,6 +64,10 @@ func (s *Sidecar) CheckFloat32Tol(t testing.TB, entry string, got []float32, got
 // CheckInt64 compares got against an integer entry exactly, logging the same line as CheckFloat32.
 func (s *Sidecar) CheckInt64(t testing.TB, entry string, got []int64, gotShape []int) {
 	t.Helper()
+	if s.Lacks(t, entry) {
+		return
+	}
+	noteChecked(t)
 	want, wantShape := s.Int64(t, entry)
 	if want == nil && wantShape == nil {
 		return

@@ -95,6 +95,10 @@ type Entry struct {
 type Tol struct {
 	Exact      bool
 	Atol, Rtol float64
+	// TypicalAtol, when the sidecar gives one ("typical_atol"), is what nearly every element meets;
+	// Atol is then the envelope for the few that may differ more (Adam's first step on elements
+	// whose gradient is near zero).
+	TypicalAtol float64
 }
 
 func (t Tol) String() string {
@@ -125,8 +129,9 @@ func (t *Tol) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	var o struct {
-		Atol *float64 `json:"atol"`
-		Rtol *float64 `json:"rtol"`
+		Atol        *float64 `json:"atol"`
+		Rtol        *float64 `json:"rtol"`
+		TypicalAtol float64  `json:"typical_atol"`
 	}
 	if err := json.Unmarshal(b, &o); err != nil {
 		return fmt.Errorf("tolerance %s: %w", b, err)
@@ -140,7 +145,8 @@ func (t *Tol) UnmarshalJSON(b []byte) error {
 	if o.Rtol != nil {
 		t.Rtol = *o.Rtol
 	}
-	if t.Atol < 0 || t.Rtol < 0 {
+	t.TypicalAtol = o.TypicalAtol
+	if t.Atol < 0 || t.Rtol < 0 || t.TypicalAtol < 0 {
 		return fmt.Errorf("tolerance %s: negative", b)
 	}
 	return nil
@@ -167,8 +173,20 @@ var cache = struct {
 }{byDir: map[string][]*Sidecar{}}
 
 // Sidecars returns every "*-golden.json" in Dir(), sorted by name. It skips the test when the folder
-// is missing and fails it when a sidecar cannot be parsed or there is none.
+// is missing and fails it when a sidecar cannot be parsed or there is none, or when the test (with
+// its subtests) ends without having compared any entry: a golden test checks what the sidecars
+// hold, and one that found nothing to check has not passed.
 func Sidecars(t testing.TB) []*Sidecar {
+	t.Helper()
+	s := sidecars(t)
+	if s != nil {
+		mustCheck(t)
+	}
+	return s
+}
+
+// sidecars is Sidecars without the end-of-test check, for Load.
+func sidecars(t testing.TB) []*Sidecar {
 	t.Helper()
 	dir := Dir()
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
@@ -199,12 +217,62 @@ func Sidecars(t testing.TB) []*Sidecar {
 	return out
 }
 
+// checked counts, per test name, the fixture entries a test compared, so
+// that a golden test whose sidecars hold none of its entries fails instead
+// of passing on nothing.
+var checked = struct {
+	sync.Mutex
+	n       map[string]int
+	watched map[string]bool
+}{n: map[string]int{}, watched: map[string]bool{}}
+
+// Compared records a comparison with the fixtures made outside the Check
+// functions (against a sidecar's JSON sections, such as pipe_call).
+func Compared(t testing.TB) { noteChecked(t) }
+
+// noteChecked records that t compared one fixture entry.
+func noteChecked(t testing.TB) {
+	checked.Lock()
+	checked.n[t.Name()]++
+	checked.Unlock()
+}
+
+// mustCheck makes t fail at its end (after its subtests) unless it or one
+// of its subtests compared a fixture entry.
+func mustCheck(t testing.TB) {
+	name := t.Name()
+	checked.Lock()
+	defer checked.Unlock()
+	if checked.watched[name] {
+		return
+	}
+	checked.watched[name] = true
+	t.Cleanup(func() {
+		if t.Failed() || t.Skipped() {
+			return
+		}
+		checked.Lock()
+		n := 0
+		for test, c := range checked.n {
+			if test == name || strings.HasPrefix(test, name+"/") {
+				n += c
+			}
+		}
+		delete(checked.watched, name)
+		checked.Unlock()
+		if n == 0 {
+			t.Errorf("golden: %s compared no fixture entry: the sidecars in %s hold none of the entries it checks", name, Dir())
+		}
+	})
+}
+
 // Load returns the sidecar with the given name (e.g. "tiny-sd-golden"), skipping the test when the
-// fixture folder is missing and failing it when that sidecar is not there.
+// fixture folder is missing and failing it when that sidecar is not there. Tests that take a
+// fixture's inputs for their own comparisons use it.
 func Load(t testing.TB, name string) *Sidecar {
 	t.Helper()
 	var names []string
-	for _, s := range Sidecars(t) {
+	for _, s := range sidecars(t) {
 		if s.Name == name {
 			return s
 		}
@@ -255,6 +323,25 @@ func resolve(dir, p string) string {
 	return filepath.Join(dir, p)
 }
 
+// noteReference counts a read of an entry with a tolerance as a comparison.
+func (s *Sidecar) noteReference(t testing.TB, entry string) {
+	if e, ok := s.Entries[entry]; ok && e.Tol != (Tol{}) {
+		noteChecked(t)
+	}
+}
+
+// Lacks reports whether the sidecar lacks entry, logging that the check of
+// it is skipped: golden tests check every entry a sidecar has and skip, by
+// name, those it lacks.
+func (s *Sidecar) Lacks(t testing.TB, entry string) bool {
+	t.Helper()
+	if s.Has(entry) {
+		return false
+	}
+	t.Logf("golden %s: no entry %s; its check is skipped", s.Name, entry)
+	return true
+}
+
 // Has reports whether the sidecar has an entry with this name.
 func (s *Sidecar) Has(entry string) bool {
 	_, ok := s.Entries[entry]
@@ -296,8 +383,10 @@ func (s *Sidecar) tensor(t testing.TB, entry string) *safetensors.Tensor {
 }
 
 // Float32 returns an entry's values as float32 and its shape; the test fails if it is missing.
+// Reading an entry that has a tolerance (a reference output) counts as comparing it.
 func (s *Sidecar) Float32(t testing.TB, entry string) ([]float32, []int) {
 	t.Helper()
+	s.noteReference(t, entry)
 	tensor := s.tensor(t, entry)
 	if tensor == nil {
 		return nil, nil
@@ -321,6 +410,7 @@ func (s *Sidecar) Tensor(t testing.TB, entry string) *tensors.Tensor {
 // Int64 returns an integer entry's values and its shape; the test fails if it is missing or float.
 func (s *Sidecar) Int64(t testing.TB, entry string) ([]int64, []int) {
 	t.Helper()
+	s.noteReference(t, entry)
 	tensor := s.tensor(t, entry)
 	if tensor == nil {
 		return nil, nil

@@ -231,3 +231,52 @@ func TestRealFixturesLoad(t *testing.T) {
 		s.CheckFloat32(t, name, v, shape)
 	}
 }
+
+// namedRecorder is a recorder with its own test name and cleanups, so that
+// the end-of-test check can be run and observed.
+type namedRecorder struct {
+	recorder
+	name     string
+	cleanups []func()
+}
+
+func (r *namedRecorder) Name() string     { return r.name }
+func (r *namedRecorder) Cleanup(f func()) { r.cleanups = append(r.cleanups, f) }
+func (r *namedRecorder) Failed() bool     { return len(r.errors)+len(r.fatals) > 0 }
+func (r *namedRecorder) Skipped() bool    { return len(r.skips) > 0 }
+func (r *namedRecorder) end() {
+	for _, f := range r.cleanups {
+		f()
+	}
+}
+
+// TestMissingEntriesSkipByNameAndNothingCheckedFails: checking an entry the
+// sidecar lacks logs it as skipped and is no failure; a golden test that
+// compared no entry at all fails at its end; one that compared an entry, in
+// a subtest, passes.
+func TestMissingEntriesSkipByNameAndNothingCheckedFails(t *testing.T) {
+	fakeFixtures(t)
+	empty := &namedRecorder{recorder: recorder{TB: t}, name: t.Name() + "-empty"}
+	s := Sidecars(empty)[0]
+	s.CheckFloat32(empty, "pipe.prompt_embeds", []float32{1}, []int{1})
+	s.CheckInt64(empty, "tok.input_ids_2", []int64{1}, []int{1})
+	if len(empty.errors)+len(empty.fatals) != 0 {
+		t.Fatalf("a missing entry failed the check: %q %q", empty.errors, empty.fatals)
+	}
+	if len(empty.logs) != 2 || !strings.Contains(empty.logs[0], "no entry pipe.prompt_embeds; its check is skipped") {
+		t.Errorf("logs %q, want each missing entry named as skipped", empty.logs)
+	}
+	empty.end()
+	if len(empty.errors) != 1 || !strings.Contains(empty.errors[0], "compared no fixture entry") {
+		t.Errorf("a test that checked nothing: errors %q, want one saying it compared nothing", empty.errors)
+	}
+
+	parent := &namedRecorder{recorder: recorder{TB: t}, name: t.Name() + "-some"}
+	Sidecars(parent)
+	sub := &namedRecorder{recorder: recorder{TB: t}, name: parent.name + "/sub"}
+	s.CheckFloat32(sub, "out.loss", []float32{0.5}, []int{1})
+	parent.end()
+	if len(parent.errors)+len(sub.errors) != 0 {
+		t.Errorf("a test whose subtest checked an entry failed: %q %q", parent.errors, sub.errors)
+	}
+}

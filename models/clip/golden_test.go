@@ -2,6 +2,7 @@ package clip_test
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/golcm/golcm/internal/golden"
 	"github.com/golcm/golcm/models/clip"
 	"github.com/golcm/golcm/models/nn"
+	"github.com/golcm/golcm/models/safetensors"
 	"github.com/golcm/golcm/models/tokenizer"
 )
 
@@ -255,4 +257,54 @@ func TestPooledAtFirstEOS(t *testing.T) {
 			t.Errorf("row %d: pooled is not the state at position 0", r)
 		}
 	}
+}
+
+// TestGoldenCLIPSkipsMissingEntries runs the SD checks on a copy of the
+// tiny-sd sidecar without pipe.prompt_embeds (older or partial fixture
+// sets): every other entry is still checked, and the missing one is
+// skipped by name instead of failing the test.
+func TestGoldenCLIPSkipsMissingEntries(t *testing.T) {
+	b, _, err := backend.Default("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := golden.Load(t, "tiny-sd-golden")
+	const dropped = "pipe.prompt_embeds"
+	dir := t.TempDir()
+	f, err := full.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []*safetensors.Tensor
+	for _, name := range f.Names() {
+		if name != dropped {
+			kept = append(kept, f.Tensors[name])
+		}
+	}
+	if err := safetensors.WriteFile(filepath.Join(dir, "part-golden.safetensors"), kept, map[string]string{"format": "pt"}); err != nil {
+		t.Fatal(err)
+	}
+	var sidecar map[string]any
+	data, err := os.ReadFile(filepath.Join(full.Dir, full.Name+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &sidecar); err != nil {
+		t.Fatal(err)
+	}
+	delete(sidecar["entries"].(map[string]any), dropped)
+	sidecar["file"] = "part-golden.safetensors"
+	sidecar["model_dir"], sidecar["teacher_dir"] = full.ModelDir, full.TeacherDir
+	if data, err = json.Marshal(sidecar); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "part-golden.json"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(golden.EnvDir, dir)
+	s := golden.Load(t, "part-golden")
+	if s.Has(dropped) {
+		t.Fatalf("the partial sidecar still has %s", dropped)
+	}
+	checkSD(t, b, s)
 }

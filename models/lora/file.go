@@ -30,15 +30,13 @@ const metadataKey = "lora_adapter_metadata"
 //     (diffusers via its kohya conversion, A1111, ComfyUI, golcm) applies it.
 //   - The diffusers formats have no place for alphas among the tensors:
 //     diffusers' load_lora_weights rejects any key without "lora" in it
-//     ("Invalid LoRA checkpoint."), so "unet.<module>.alpha" keys would make
-//     the file unloadable. Without other information diffusers assumes
-//     alpha = r (scale 1). When some module's alpha differs from its rank
-//     (or ranks differ between modules), Write therefore stores the
-//     LoraConfig (r, lora_alpha, target_modules, rank_pattern, alpha_pattern)
-//     in the header under "lora_adapter_metadata", as diffusers >= 0.35
-//     does and reads; older diffusers ignore it and load with scale 1. Use
-//     FormatKohya, or alpha = rank (the LCM-LoRA default), for files meant
-//     for older loaders.
+//     ("Invalid LoRA checkpoint."), and diffusers before 0.35 ignores the
+//     header, assuming alpha = r (scale 1). Write therefore folds each
+//     module's alpha/r into its B, so a loader that assumes scale 1 gets
+//     W + (alpha/r)·B·A. Only when ranks differ between modules (which
+//     diffusers infers from the shapes, taking the first rank as everyone's
+//     alpha) does the header carry the LoraConfig, with every alpha equal to
+//     its rank, under "lora_adapter_metadata" as diffusers >= 0.35 reads it.
 func (a *Adapters) Write(path string, f Format, dtype safetensors.DType) error {
 	var list []*safetensors.Tensor
 	add := func(key string, dims []int, data []float32, dt safetensors.DType) error {
@@ -49,7 +47,9 @@ func (a *Adapters) Write(path string, f Format, dtype safetensors.DType) error {
 		list = append(list, t)
 		return nil
 	}
-	for _, m := range a.Modules {
+	fold := f != FormatKohya
+	folded := make([]Module, len(a.Modules))
+	for i, m := range a.Modules {
 		for _, p := range []part{partA, partB} {
 			name := ParamA(m.Name)
 			if p == partB {
@@ -58,6 +58,12 @@ func (a *Adapters) Write(path string, f Format, dtype safetensors.DType) error {
 			data, dims, err := a.Weights.Float32(name)
 			if err != nil {
 				return fmt.Errorf("lora write %s: %w", path, err)
+			}
+			if p == partB && fold && m.Scale() != 1 {
+				data = slices.Clone(data)
+				for j, v := range data {
+					data[j] = float32(float64(v) * m.Scale())
+				}
 			}
 			if err := add(fileKey(f, m.Name, p), dims, data, dtype); err != nil {
 				return fmt.Errorf("lora write %s: %w", path, err)
@@ -68,14 +74,19 @@ func (a *Adapters) Write(path string, f Format, dtype safetensors.DType) error {
 				return fmt.Errorf("lora write %s: %w", path, err)
 			}
 		}
+		folded[i] = m
+		folded[i].Alpha = float64(m.Rank)
 	}
 	meta := map[string]string{"format": "pt"}
-	if f != FormatKohya && a.needsConfigMetadata() {
-		js, err := json.MarshalIndent(a.peftConfig(unetPrefix), "", "  ")
-		if err != nil {
-			return fmt.Errorf("lora write %s: %w", path, err)
+	if fold {
+		written := &Adapters{Config: a.Config, Modules: folded}
+		if written.needsConfigMetadata() {
+			js, err := json.MarshalIndent(written.peftConfig(unetPrefix), "", "  ")
+			if err != nil {
+				return fmt.Errorf("lora write %s: %w", path, err)
+			}
+			meta[metadataKey] = string(js)
 		}
-		meta[metadataKey] = string(js)
 	}
 	return safetensors.WriteFile(path, list, meta)
 }

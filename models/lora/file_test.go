@@ -1,6 +1,7 @@
 package lora_test
 
 import (
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -60,10 +61,10 @@ func sameAdapters(t *testing.T, label string, got, want *lora.Adapters) {
 }
 
 // TestFileRoundTrips writes and reads every format with alpha ≠ rank and a
-// per-module alpha: modules, scales and weights come back exactly. Diffusers
-// files keep every key "lora"-named (diffusers' load_lora_weights rejects
-// others) and carry the scales in the lora_adapter_metadata header; with
-// alpha = rank they need no header.
+// per-module alpha. A kohya file keeps modules, alphas and weights exactly;
+// the diffusers files fold alpha/r into B (alpha = rank after reading) and
+// keep every key "lora"-named (diffusers' load_lora_weights rejects others),
+// with no header needed while ranks agree. The product scale·B·A is the same.
 func TestFileRoundTrips(t *testing.T) {
 	shapes := tinyShapes(t)
 	a := testAdapters(t, shapes)
@@ -80,24 +81,26 @@ func TestFileRoundTrips(t *testing.T) {
 		names := file.Names()
 		_, hasMeta := file.Metadata["lora_adapter_metadata"]
 		t.Logf("%s: %d keys, first %s, lora_adapter_metadata header: %v", f, len(names), names[0], hasMeta)
-		if f != lora.FormatKohya {
-			for _, n := range names {
-				if !strings.Contains(n, "lora") || !strings.HasPrefix(n, "unet.") {
-					t.Errorf("%s: key %q would not load in diffusers", f, n)
-				}
-			}
-			if !hasMeta {
-				t.Errorf("%s: alpha ≠ rank but no lora_adapter_metadata header", f)
-			}
-		}
 		got, err := lora.Read(path, shapes)
 		if err != nil {
 			t.Fatal(err)
 		}
-		sameAdapters(t, f.String(), got, a)
-		if got.Config.Rank != 4 || got.Config.Alpha != 6 {
-			t.Errorf("%s: read config rank %d alpha %v, want 4 and 6", f, got.Config.Rank, got.Config.Alpha)
+		if f == lora.FormatKohya {
+			sameAdapters(t, f.String(), got, a)
+			if got.Config.Rank != 4 || got.Config.Alpha != 6 {
+				t.Errorf("%s: read config rank %d alpha %v, want 4 and 6", f, got.Config.Rank, got.Config.Alpha)
+			}
+			continue
 		}
+		for _, n := range names {
+			if !strings.Contains(n, "lora") || !strings.HasPrefix(n, "unet.") {
+				t.Errorf("%s: key %q would not load in diffusers", f, n)
+			}
+		}
+		if hasMeta {
+			t.Errorf("%s: equal ranks need no lora_adapter_metadata header, got %q", f, file.Metadata["lora_adapter_metadata"])
+		}
+		sameProducts(t, f.String(), got, a)
 	}
 
 	plain, err := lora.New(shapes, lora.Config{Rank: 4, Alpha: 4}, 3)
@@ -121,6 +124,81 @@ func TestFileRoundTrips(t *testing.T) {
 	}
 	if !slices.Equal(got.Modules, plain.Modules) {
 		t.Errorf("F16 file: modules changed")
+	}
+}
+
+// sameProducts checks that got and want add the same scale·B·A to every
+// module (float32 rounding of the folded B aside).
+func sameProducts(t *testing.T, label string, got, want *lora.Adapters) {
+	t.Helper()
+	if len(got.Modules) != len(want.Modules) {
+		t.Fatalf("%s: %d modules, want %d", label, len(got.Modules), len(want.Modules))
+	}
+	for i, m := range want.Modules {
+		g := got.Modules[i]
+		if g.Name != m.Name || g.Rank != m.Rank {
+			t.Fatalf("%s: module %d is %s rank %d, want %s rank %d", label, i, g.Name, g.Rank, m.Name, m.Rank)
+		}
+		gb, _, _ := got.Weights.Float32(lora.ParamB(m.Name))
+		wb, _, _ := want.Weights.Float32(lora.ParamB(m.Name))
+		for j := range wb {
+			gv, wv := g.Scale()*float64(gb[j]), m.Scale()*float64(wb[j])
+			if math.Abs(gv-wv) > 1e-6*math.Abs(wv)+1e-12 {
+				t.Fatalf("%s: %s scale·B[%d] = %g, want %g", label, m.Name, j, gv, wv)
+			}
+		}
+	}
+}
+
+// TestDiffusersFileLoadsAtTrainedStrength reads a diffusers file the way
+// diffusers 0.26 does — tensors only, header ignored, alpha = r — and fuses
+// it: W + 1·B·A must equal golcm's W + (alpha/r)·B·A for r = 8, alpha = 16
+// (scale 2) and for the per-module alpha of testAdapters.
+func TestDiffusersFileLoadsAtTrainedStrength(t *testing.T) {
+	shapes := tinyShapes(t)
+	for _, cfg := range []lora.Config{{Rank: 8, Alpha: 16}, {Rank: 4, Alpha: 6}} {
+		a, err := lora.New(shapes, cfg, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		randomizeUp(t, a, 6, 0.1)
+		a.Modules[1].Alpha = 1.5
+		path := filepath.Join(t.TempDir(), lora.FileName)
+		if err := a.Write(path, lora.FormatDiffusers, safetensors.F32); err != nil {
+			t.Fatal(err)
+		}
+		file, err := safetensors.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range a.Modules {
+			A, _, _ := a.Weights.Float32(lora.ParamA(m.Name))
+			B, _, _ := a.Weights.Float32(lora.ParamB(m.Name))
+			fa, err := file.Tensors["unet."+m.Name+".lora_A.weight"].Float32()
+			if err != nil {
+				t.Fatal(err)
+			}
+			fb, err := file.Tensors["unet."+m.Name+".lora_B.weight"].Float32()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cols := len(A) / m.Rank
+			worst, peak := 0.0, 0.0
+			for o := range m.Out {
+				for j := range cols {
+					var want, got float64
+					for k := range m.Rank {
+						want += float64(B[o*m.Rank+k]) * float64(A[k*cols+j])
+						got += float64(fb[o*m.Rank+k]) * float64(fa[k*cols+j])
+					}
+					want *= m.Scale()
+					worst, peak = max(worst, math.Abs(got-want)), max(peak, math.Abs(want))
+				}
+			}
+			if worst /= peak; !(worst < 1e-6) {
+				t.Errorf("r=%d alpha=%g: %s loaded without metadata is off by %.3g of its largest entry from W + %g·B·A", m.Rank, m.Alpha, m.Name, worst, m.Scale())
+			}
+		}
 	}
 }
 

@@ -35,6 +35,19 @@ func (f Format) String() string {
 	return fmt.Sprintf("Format(%d)", int(f))
 }
 
+// FileNameFor is the name a run gives the file of format f: FileName for
+// diffusers (the only name diffusers' load_lora_weights picks from a
+// folder), the others beside it with the format in the name.
+func FileNameFor(f Format) string {
+	switch f {
+	case FormatKohya:
+		return "pytorch_lora_weights_kohya.safetensors"
+	case FormatDiffusersOld:
+		return "pytorch_lora_weights_diffusers_old.safetensors"
+	}
+	return FileName
+}
+
 // ParseFormat reads a Format's String.
 func ParseFormat(s string) (Format, error) {
 	for _, f := range []Format{FormatDiffusers, FormatKohya, FormatDiffusersOld} {

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/golcm/golcm/models/clip"
@@ -134,6 +135,9 @@ func Load(nameOrPath, revision, variant, vaeOverride string) (*Pipeline, error) 
 	}
 	index, err := hub.ReadModelIndex(dir)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkClasses(index); err != nil {
 		return nil, err
 	}
 	p := &Pipeline{Dir: dir, Index: index, ForceZerosForEmptyPrompt: true}
@@ -300,6 +304,35 @@ func LoadUNet(nameOrPath, revision, variant string) (*unet.Model, error) {
 			filepath.Join(dir, "unet", "config.json"), filepath.Join(dir, "config.json"))
 	}
 	return unet.Load(dir, variant)
+}
+
+// componentClasses are the classes golcm can load for each component of a
+// Stable Diffusion pipeline.
+var componentClasses = map[string][]string{
+	"unet":           {"UNet2DConditionModel"},
+	"vae":            {"AutoencoderKL"},
+	"text_encoder":   {"CLIPTextModel", "CLIPTextModelWithProjection"},
+	"text_encoder_2": {"CLIPTextModelWithProjection", "CLIPTextModel"},
+	"tokenizer":      {"CLIPTokenizer", "CLIPTokenizerFast"},
+	"tokenizer_2":    {"CLIPTokenizer", "CLIPTokenizerFast"},
+}
+
+// checkClasses refuses a model_index.json of a pipeline family golcm does
+// not run (Kandinsky, DeepFloyd IF, unconditional UNet2DModel pipelines,
+// ...) before any weights are read: its components would load into the
+// wrong networks. Stable Diffusion (1.x/2.x, XL, img2img and the like) and
+// LCM pipelines pass.
+func checkClasses(index *hub.ModelIndex) error {
+	if c := index.ClassName; !(strings.HasPrefix(c, "StableDiffusion") || strings.HasPrefix(c, "LatentConsistencyModel")) || !strings.HasSuffix(c, "Pipeline") {
+		return fmt.Errorf("pipeline %s: _class_name %q is not a Stable Diffusion or LCM pipeline (golcm loads StableDiffusionPipeline, StableDiffusionXLPipeline, LatentConsistencyModelPipeline and their img2img forms)",
+			index.Path, c)
+	}
+	for name, allowed := range componentClasses {
+		if c, ok := index.Components[name]; ok && c.Class != "" && !slices.Contains(allowed, c.Class) {
+			return fmt.Errorf("pipeline %s: %s is a %s, want %s", index.Path, name, c.Class, strings.Join(allowed, " or "))
+		}
+	}
+	return nil
 }
 
 func fileExists(path string) bool {

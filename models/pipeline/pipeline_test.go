@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"encoding/json"
 	"io/fs"
 	"math"
 	"os"
@@ -233,6 +234,35 @@ func TestLoadNamesWhatIsMissing(t *testing.T) {
 	dir = initTiny(t, 1)
 	if _, err := Load(dir, "", "fp16", ""); err == nil || !strings.Contains(err.Error(), "fp16") {
 		t.Errorf("missing fp16 variant: got %v", err)
+	}
+}
+
+// TestLoadRefusesOtherPipelineFamilies: a model_index.json naming a
+// Kandinsky pipeline or an unconditional UNet2DModel is refused by name,
+// not loaded into Stable Diffusion networks.
+func TestLoadRefusesOtherPipelineFamilies(t *testing.T) {
+	for _, c := range []struct{ key, value, want string }{
+		{"_class_name", `"KandinskyPipeline"`, `_class_name "KandinskyPipeline" is not a Stable Diffusion or LCM pipeline`},
+		{"unet", `["diffusers", "UNet2DModel"]`, "unet is a UNet2DModel, want UNet2DConditionModel"},
+	} {
+		dir := initTiny(t, 1)
+		path := filepath.Join(dir, "model_index.json")
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var index map[string]json.RawMessage
+		if err := json.Unmarshal(data, &index); err != nil {
+			t.Fatal(err)
+		}
+		index[c.key] = json.RawMessage(c.value)
+		data, _ = json.Marshal(index)
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(dir, "", "", ""); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s = %s: got %v, want an error with %q", c.key, c.value, err, c.want)
+		}
 	}
 }
 
