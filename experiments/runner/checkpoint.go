@@ -40,11 +40,7 @@ func saveCheckpoint(outDir string, step int, groups map[string]*nn.Weights, st S
 	root := filepath.Join(outDir, checkpointsDir)
 	final := filepath.Join(root, checkpointName(step))
 	if err := checkFinite(groups); err != nil {
-		last := "none was written"
-		if all, _ := listCheckpoints(outDir); len(all) > 0 {
-			last = all[len(all)-1]
-		}
-		return "", fmt.Errorf("not saving checkpoint %s: %w after step %d; the last good checkpoint is %s", final, err, step, last)
+		return "", fmt.Errorf("not saving checkpoint %s: %w after step %d; the last good checkpoint is %s", final, err, step, lastCheckpointIn(outDir))
 	}
 	tmp := filepath.Join(root, ".tmp-"+checkpointName(step))
 	if err := os.RemoveAll(tmp); err != nil {
@@ -164,4 +160,13 @@ func pruneCheckpoints(outDir string, keep int) error {
 		all = all[1:]
 	}
 	return nil
+}
+
+// lastCheckpointIn names the newest checkpoint under outDir, or says there
+// is none.
+func lastCheckpointIn(outDir string) string {
+	if all, _ := listCheckpoints(outDir); len(all) > 0 {
+		return all[len(all)-1]
+	}
+	return "none was written"
 }

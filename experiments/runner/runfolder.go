@@ -231,9 +231,10 @@ func (r *run) owedValidation(step int) error {
 
 // checkFinite refuses weights holding a NaN or an infinity, naming the
 // group and the first bad tensor, so that no checkpoint or export ever holds
-// them. It scans on the host at checkpoint and export time only (a small
-// cost next to writing the file); the step graph's own finite flag can
-// replace it once the step reports one.
+// them. The loop already stops on the step's in-graph WeightsFinite flag;
+// this host scan at checkpoint and export time (a small cost next to
+// writing the file) also covers weights that did not come from a step of
+// this process (an export from a checkpoint).
 func checkFinite(groups map[string]*nn.Weights) error {
 	for _, g := range slices.Sorted(maps.Keys(groups)) {
 		w := groups[g]

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -225,5 +226,25 @@ func TestCheckpointsKeep(t *testing.T) {
 	}
 	if strings.Join(names, ",") != "step-00000003,step-00000004" {
 		t.Errorf("checkpoints %v, want step-00000003 and step-00000004", names)
+	}
+}
+
+// TestCheckFiniteNamesTheBadTensor: the host scan behind every checkpoint
+// and export (weights that may not come from a step of this process) finds
+// one NaN or infinity and names its group, tensor and index.
+func TestCheckFiniteNamesTheBadTensor(t *testing.T) {
+	good := nn.NewWeights()
+	good.SetFloat32("a", []float32{1, -2, 3}, 3)
+	if err := checkFinite(map[string]*nn.Weights{"student": good}); err != nil {
+		t.Fatalf("finite weights refused: %v", err)
+	}
+	for _, bad := range []float32{float32(math.NaN()), float32(math.Inf(-1))} {
+		w := nn.NewWeights()
+		w.SetFloat32("a", []float32{1, 2}, 2)
+		w.SetFloat32("b", []float32{0, 0, bad}, 3)
+		err := checkFinite(map[string]*nn.Weights{"student": good, "target": w})
+		if err == nil || !strings.Contains(err.Error(), "target weights are not finite (b[2]") {
+			t.Errorf("%v: err = %v, want it to name target b[2]", bad, err)
+		}
 	}
 }

@@ -479,17 +479,20 @@ func (r *run) loop(ctx context.Context) error {
 			return err
 		}
 		if math.IsNaN(float64(res.Loss)) || math.IsInf(float64(res.Loss), 0) {
-			last := "none was written"
-			if all, _ := listCheckpoints(s.Run.OutputDir); len(all) > 0 {
-				last = all[len(all)-1]
-			}
 			return fmt.Errorf("loss is %v at step %d (lr %.3g, grad norm %v): stopping; the last good checkpoint is %s",
-				res.Loss, d.Steps, batch.LR, res.GradNorm, last)
+				res.Loss, d.Steps, batch.LR, res.GradNorm, r.lastCheckpoint())
 		}
 		microLosses += float64(res.Loss)
 		micro++
 		if !res.Applied {
 			continue
+		}
+		// A finite loss is computed before the update: the step's own
+		// in-graph flag says whether the updated weights are finite too
+		// (an lr of 1e39 overflows them with a finite loss).
+		if !res.WeightsFinite {
+			return fmt.Errorf("the weights are not finite after step %d (lr %.3g, grad norm %v): stopping; the last good checkpoint is %s",
+				d.Steps, batch.LR, res.GradNorm, r.lastCheckpoint())
 		}
 		// With gradient accumulation the step's loss is the mean over its
 		// micro-batches.
@@ -556,4 +559,10 @@ func (r *run) checkpoint() (string, error) {
 	}
 	r.result.Checkpoint = path
 	return path, pruneCheckpoints(r.spec.Run.OutputDir, r.spec.Run.CheckpointsKeep)
+}
+
+// lastCheckpoint names the newest checkpoint in the run folder, for the
+// messages of a run that stops.
+func (r *run) lastCheckpoint() string {
+	return lastCheckpointIn(r.spec.Run.OutputDir)
 }
