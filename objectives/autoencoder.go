@@ -5,6 +5,8 @@ import (
 	"math"
 
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read as math
+
+	"github.com/golcm/golcm/losses"
 )
 
 // Reconstruction names the pixel loss of the autoencoder objective: "l1" or "l2".
@@ -45,13 +47,12 @@ type AutoencoderLoss struct {
 // mean and (clamped) log-variance [B, c, h, w]: Total = Reconstruction + KLWeight·KL with KL the
 // batch mean of KL.
 func (a Autoencoder) Loss(pixels, recon, mean, logVar *Node) AutoencoderLoss {
-	d := Sub(recon, pixels)
 	var rec *Node
 	switch a.Reconstruction {
 	case L1:
-		rec = ReduceAllMean(Abs(d))
+		rec = ReduceAllMean(Abs(Sub(recon, pixels)))
 	case L2:
-		rec = ReduceAllMean(Square(d))
+		rec = losses.MeanSquared(recon, pixels)
 	default:
 		panic(fmt.Errorf("autoencoder objective: reconstruction %q, want l1 or l2", a.Reconstruction))
 	}

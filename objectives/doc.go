@@ -12,5 +12,5 @@
 // generator, so that a resumed run draws the same numbers.
 //
 // Files: diffusion.go (the diffusion objective), autoencoder.go (the VAE objective, KL, PSNR,
-// latent statistics), ema.go (the EMA decay schedule). Depends on lcm (the noise schedule) and GoMLX.
+// latent statistics), ema.go (the EMA decay schedule). Depends on lcm (the noise schedule), losses and GoMLX.
 package objectives
