@@ -120,13 +120,16 @@ const (
 	FitResize = "resize"
 )
 
+// DefaultCaptionTemplate is IDXSource's default caption: "a photo of an ankle boot".
+const DefaultCaptionTemplate = "a photo of {a} {label}"
+
 // withDefaults returns s with every zero field set to its default.
 func (s IDXSource) withDefaults() IDXSource {
 	if s.LabelNames == nil {
 		s.LabelNames = FashionMNISTLabels
 	}
 	if s.CaptionTemplate == "" {
-		s.CaptionTemplate = "a photo of {a} {label}"
+		s.CaptionTemplate = DefaultCaptionTemplate
 	}
 	if s.Fit == "" {
 		s.Fit = FitPad

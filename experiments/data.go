@@ -112,8 +112,8 @@ func idxFlags(fs *flag.FlagSet) idxConvertFlags {
 	return idxConvertFlags{
 		labels:     fs.String("labels", "", "idx: the IDX labels file, one label per image (required with -format idx)"),
 		labelNames: fs.String("label-names", "", "idx: comma-separated names of labels 0, 1, ... (default Fashion-MNIST's 10 classes)"),
-		template:   fs.String("caption-template", "a photo of {a} {label}", "idx: caption of every sample; {label} is its label's name, {a} the article a or an"),
-		fit:        fs.String("fit", "pad", "idx: how images reach -resolution: pad (centred on black) or resize (-interpolation filter)"),
+		template:   fs.String("caption-template", datasets.DefaultCaptionTemplate, "idx: caption of every sample; {label} is its label's name, {a} the article a or an"),
+		fit:        fs.String("fit", datasets.FitPad, "idx: how images reach -resolution: pad (centred on black) or resize (-interpolation filter)"),
 		limit:      fs.Int("limit", 0, "idx: convert only the first N samples (0: all)"),
 	}
 }
