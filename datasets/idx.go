@@ -140,7 +140,7 @@ func (s IDXSource) withDefaults() IDXSource {
 	return s
 }
 
-// Caption is the caption of label i.
+// Caption is the caption of a label, which must be below len(LabelNames).
 func (s IDXSource) Caption(label int) string {
 	s = s.withDefaults()
 	name := s.LabelNames[label]
