@@ -82,8 +82,8 @@ func SNR(schedule *lcm.NoiseSchedule, t int64) float32 {
 
 // MinSNRWeight is the script's mse_loss_weights: min(snr, γ)/snr for epsilon targets and
 // min(snr, γ)/(snr + 1) for v targets (the v loss already carries a factor snr + 1 relative to the
-// x0 loss, the epsilon loss a factor snr). This is the current script; releases before the fix
-// (around diffusers 0.24) added 1 to snr before the min as well, min(snr + 1, γ)/(snr + 1).
+// x0 loss, the epsilon loss a factor snr). This is the current script; older versions of it
+// added 1 to snr before the min as well: min(snr + 1, γ)/(snr + 1).
 func MinSNRWeight(snr, gamma float32, pt lcm.PredictionType) float32 {
 	w := min(snr, gamma)
 	if pt == lcm.PredictV {
