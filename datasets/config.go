@@ -114,6 +114,9 @@ const (
 	FormatWebDataset  = "webdataset"
 	FormatParquet     = "parquet"
 	FormatImageFolder = "imagefolder"
+	// FormatIDX (MNIST-style IDX images and labels) is a conversion source only: see
+	// ConvertIDXToWebDataset.
+	FormatIDX = "idx"
 )
 
 // withDefaults returns c with every zero field whose zero means "default" set from DefaultConfig
@@ -144,6 +147,8 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	switch c.Format {
 	case FormatAuto, FormatWebDataset, FormatParquet, FormatImageFolder:
+	case FormatIDX:
+		return c, fmt.Errorf("datasets config: format idx is a conversion source; convert it to WebDataset shards first (go run ./experiments data convert -format idx)")
 	default:
 		return c, fmt.Errorf("datasets config: format %q, want auto, webdataset, parquet or imagefolder", c.Format)
 	}

@@ -22,11 +22,8 @@ import (
 // image or caption are skipped and counted in the returned Stats, as the loader counts them. Each shard
 // is written under a temporary name and renamed when complete.
 func ConvertToWebDataset(src Config, outPattern string, samplesPerShard int) (Stats, error) {
-	if samplesPerShard < 1 {
-		return Stats{}, fmt.Errorf("datasets convert: %d samples per shard, want at least 1", samplesPerShard)
-	}
-	if strings.Count(outPattern, "%") != 1 || strings.Contains(fmt.Sprintf(outPattern, 0), "%!") {
-		return Stats{}, fmt.Errorf("datasets convert: output pattern %q needs exactly one integer verb, like out/%%05d.tar", outPattern)
+	if err := checkShardPattern(outPattern, samplesPerShard); err != nil {
+		return Stats{}, err
 	}
 	src.ShuffleBuffer, src.Epochs, src.BatchSize, src.RandomFlip = 0, 1, 1, false
 	l, err := open(src, nil, true)
@@ -57,6 +54,18 @@ func ConvertToWebDataset(src Config, outPattern string, samplesPerShard int) (St
 	return l.Stats(), w.close()
 }
 
+// checkShardPattern checks the output of a conversion: a printf pattern with one integer verb and a
+// positive number of samples per shard.
+func checkShardPattern(outPattern string, samplesPerShard int) error {
+	if samplesPerShard < 1 {
+		return fmt.Errorf("datasets convert: %d samples per shard, want at least 1", samplesPerShard)
+	}
+	if strings.Count(outPattern, "%") != 1 || strings.Contains(fmt.Sprintf(outPattern, 0), "%!") {
+		return fmt.Errorf("datasets convert: output pattern %q needs exactly one integer verb, like out/%%05d.tar", outPattern)
+	}
+	return nil
+}
+
 // shardWriter writes one tar shard at a time under a temporary name.
 type shardWriter struct {
 	pattern string
@@ -66,19 +75,14 @@ type shardWriter struct {
 	tw      *tar.Writer
 }
 
+// shardMember is one file of a WebDataset sample: "<key>.<suffix>".
+type shardMember struct {
+	suffix string
+	data   []byte
+}
+
+// write appends a sample read by the loader, with its original image bytes.
 func (w *shardWriter) write(key string, s Sample, cfg *Config) error {
-	if w.tw == nil {
-		w.name = fmt.Sprintf(w.pattern, w.next)
-		w.next++
-		if err := os.MkdirAll(filepath.Dir(w.name), 0o755); err != nil {
-			return fmt.Errorf("datasets convert: %w", err)
-		}
-		f, err := os.Create(w.name + ".tmp")
-		if err != nil {
-			return fmt.Errorf("datasets convert: %w", err)
-		}
-		w.f, w.tw = f, tar.NewWriter(f)
-	}
 	r := s.raw
 	meta := map[string]any{}
 	if r.meta != nil {
@@ -99,10 +103,24 @@ func (w *shardWriter) write(key string, s Sample, cfg *Config) error {
 		return fmt.Errorf("datasets convert: %s: %w", r.key, err)
 	}
 	ext := map[string]string{"jpeg": "jpg", "png": "png", "webp": "webp"}[s.Kind]
-	for _, m := range []struct {
-		suffix string
-		data   []byte
-	}{{ext, r.image}, {"txt", []byte(r.captions[0])}, {"json", js}} {
+	return w.writeMembers(key, []shardMember{{ext, r.image}, {"txt", []byte(r.captions[0])}, {"json", js}})
+}
+
+// writeMembers appends one sample's files to the current shard, starting a shard when none is open.
+func (w *shardWriter) writeMembers(key string, members []shardMember) error {
+	if w.tw == nil {
+		w.name = fmt.Sprintf(w.pattern, w.next)
+		w.next++
+		if err := os.MkdirAll(filepath.Dir(w.name), 0o755); err != nil {
+			return fmt.Errorf("datasets convert: %w", err)
+		}
+		f, err := os.Create(w.name + ".tmp")
+		if err != nil {
+			return fmt.Errorf("datasets convert: %w", err)
+		}
+		w.f, w.tw = f, tar.NewWriter(f)
+	}
+	for _, m := range members {
 		hdr := &tar.Header{Name: key + "." + m.suffix, Mode: 0o644, Size: int64(len(m.data)),
 			ModTime: time.Unix(0, 0), Typeflag: tar.TypeReg}
 		if err := w.tw.WriteHeader(hdr); err != nil {

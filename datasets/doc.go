@@ -1,8 +1,9 @@
 // Package datasets feeds image–caption batches to distillation: it reads WebDataset tar shards (local
 // files, globs, brace ranges, `pipe:` commands, http(s) URLs), Parquet files (image bytes in a binary
 // column or a Hugging Face `{bytes, path}` struct, caption in a string or list-of-strings column) and
-// image folders (`metadata.jsonl` or a `.txt` beside each image); decodes JPEG, PNG and WebP; resizes,
-// crops, flips and normalises exactly as the diffusers training scripts do with PIL and torchvision; and
+// image folders (`metadata.jsonl` or a `.txt` beside each image), and converts MNIST-style IDX
+// images and labels (Fashion-MNIST) into captioned WebDataset shards; decodes JPEG, PNG and WebP;
+// resizes, crops, flips and normalises exactly as the diffusers training scripts do with PIL and torchvision; and
 // shuffles, decodes in parallel and batches deterministically for a seed, with a Position that a
 // checkpoint saves and a resumed run restores without repeating or skipping a sample.
 //
@@ -17,6 +18,7 @@
 // webdataset.go, parquet.go, imagefolder.go (one reader per format), sample.go (raw samples, filters,
 // per-sample randomness), decode.go, resize.go and transform.go (pixels), reader.go (epochs, shard
 // order, shuffle buffer, resume), loader.go (workers, batches), position.go, stats.go (drop counts),
-// inspect.go and convert.go (the library side of `data inspect` and `data convert`), synthetic.go
-// (captioned shapes to train on without downloaded data: data.generate).
+// inspect.go and convert.go (the library side of `data inspect` and `data convert`), idx.go (IDX
+// files and their conversion), synthetic.go (captioned shapes to train on without downloaded data:
+// data.generate).
 package datasets

@@ -3,7 +3,11 @@ package main
 import (
 	"flag"
 	"fmt"
+	"os"
 	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
 
 	"github.com/golcm/golcm/datasets"
 )
@@ -28,8 +32,9 @@ func runData(args []string) error {
 // experiment's [data] section is, starting from its defaults, so a flag and a key mean the same.
 func dataFlags(fs *flag.FlagSet) *datasets.Config {
 	cfg := datasets.DefaultConfig()
-	fs.StringVar(&cfg.Format, "format", cfg.Format, "source format: auto, webdataset, parquet or imagefolder (data.format)")
-	fs.IntVar(&cfg.Resolution, "resolution", cfg.Resolution, "training resolution the samples are resized and cropped to (data.resolution)")
+	fs.StringVar(&cfg.Format, "format", cfg.Format, "source format: auto, webdataset, parquet or imagefolder; convert also takes idx (data.format)")
+	fs.IntVar(&cfg.Resolution, "resolution", cfg.Resolution, "training resolution the samples are resized and cropped to; idx: the output size, unset keeps the images' size (data.resolution)")
+	fs.StringVar(&cfg.Interpolation, "interpolation", cfg.Interpolation, "resize filter: bilinear, bicubic, lanczos, box, hamming or nearest (data.interpolation)")
 	fs.StringVar(&cfg.ImageColumn, "image-column", cfg.ImageColumn, "parquet: column holding image bytes or {bytes, path} (data.image_column)")
 	fs.StringVar(&cfg.CaptionColumn, "caption-column", cfg.CaptionColumn, "parquet: column holding the caption, a string or list of strings (data.caption_column)")
 	fs.IntVar(&cfg.MinWidth, "min-width", cfg.MinWidth, "drop samples whose json width_field is smaller, 0: off (data.min_width)")
@@ -76,8 +81,14 @@ func runDataConvert(args []string) error {
 	cfg := dataFlags(fs)
 	out := fs.String("out", "", "output shard pattern with a %d verb, e.g. shards/%05d.tar")
 	per := fs.Int("per-shard", 1000, "samples per output shard")
+	idx := idxFlags(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: go run ./experiments data convert -out PATTERN [flags] SOURCE...\n\nWrites an image folder or parquet files as WebDataset tar shards.")
+		fmt.Fprintln(fs.Output(), `usage: go run ./experiments data convert -out PATTERN [flags] SOURCE...
+       go run ./experiments data convert -format idx -labels LABELS.idx1-ubyte[.gz] -out PATTERN [flags] IMAGES.idx3-ubyte[.gz]
+
+Writes an image folder, parquet files or WebDataset shards as WebDataset tar shards; with -format idx,
+MNIST-style IDX images and labels as PNG images with one caption per label (Fashion-MNIST's class
+names by default; Debian's dataset-fashion-mnist installs them in /usr/share/datasets/fashion-mnist).`)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -89,8 +100,63 @@ func runDataConvert(args []string) error {
 	if fs.NArg() == 0 {
 		return fmt.Errorf("data convert: name at least one source")
 	}
+	if cfg.Format == datasets.FormatIDX {
+		return convertIDX(fs, cfg, idx, *out, *per)
+	}
 	cfg.Sources = fs.Args()
 	stats, err := datasets.ConvertToWebDataset(*cfg, *out, *per)
+	if err != nil {
+		return err
+	}
+	fmt.Println(stats.String())
+	return nil
+}
+
+// idxConvertFlags are the flags of data convert -format idx.
+type idxConvertFlags struct {
+	labels, labelNames, template, fit *string
+	limit                             *int
+}
+
+func idxFlags(fs *flag.FlagSet) idxConvertFlags {
+	return idxConvertFlags{
+		labels:     fs.String("labels", "", "idx: the IDX labels file, one label per image (required with -format idx)"),
+		labelNames: fs.String("label-names", "", "idx: comma-separated names of labels 0, 1, ... (default Fashion-MNIST's 10 classes)"),
+		template:   fs.String("caption-template", datasets.DefaultCaptionTemplate, "idx: caption of every sample; {label} is its label's name, {a} the article a or an"),
+		fit:        fs.String("fit", datasets.FitPad, "idx: how images reach -resolution: pad (centred on black) or resize (-interpolation filter)"),
+		limit:      fs.Int("limit", 0, "idx: convert only the first N samples (0: all)"),
+	}
+}
+
+// convertIDX runs data convert -format idx; -resolution left unset keeps the images' size.
+func convertIDX(fs *flag.FlagSet, cfg *datasets.Config, f idxConvertFlags, out string, per int) error {
+	if fs.NArg() != 1 || *f.labels == "" {
+		return fmt.Errorf("data convert -format idx: want one images file and -labels (got %d sources, -labels %q)", fs.NArg(), *f.labels)
+	}
+	src := datasets.IDXSource{Images: fs.Arg(0), Labels: *f.labels, CaptionTemplate: *f.template, Fit: *f.fit,
+		Interpolation: cfg.Interpolation, Limit: *f.limit}
+	fs.Visit(func(fl *flag.Flag) {
+		if fl.Name == "resolution" {
+			src.Resolution = cfg.Resolution
+		}
+	})
+	if *f.labelNames != "" {
+		src.LabelNames = strings.Split(*f.labelNames, ",")
+	}
+	var bar *progressbar.ProgressBar
+	src.Progress = func(done, total int) {
+		if bar == nil {
+			bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(os.Stderr), progressbar.OptionShowCount(),
+				progressbar.OptionSetItsString("sample"), progressbar.OptionShowIts(),
+				progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionSetWidth(20))
+		}
+		bar.Set(done)
+	}
+	stats, err := datasets.ConvertIDXToWebDataset(src, out, per)
+	if bar != nil {
+		bar.Finish()
+		fmt.Fprintln(os.Stderr)
+	}
 	if err != nil {
 		return err
 	}

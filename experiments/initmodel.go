@@ -11,7 +11,8 @@ import (
 
 // initArchs are the pipelines init-model can write, by -arch name.
 var initArchs = map[string]func(dir string, seed uint64) error{
-	"tiny": pipeline.InitTiny,
+	"tiny":    pipeline.InitTiny,
+	"fashion": pipeline.InitFashion,
 }
 
 func runInitModel(args []string) error {
@@ -20,10 +21,12 @@ func runInitModel(args []string) error {
 	out := fs.String("out", "", "folder to write the diffusers pipeline into: new, empty, or an earlier pipeline (required)")
 	seed := fs.Uint64("seed", 0, "seed of the random weights; the same seed writes byte-identical files")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), `usage: go run ./experiments init-model [-arch tiny] -out DIR [-seed N]
+		fmt.Fprintln(fs.Output(), `usage: go run ./experiments init-model [-arch tiny|fashion] -out DIR [-seed N]
 
 Writes a randomly initialised Stable Diffusion pipeline in the diffusers layout (model_index.json,
-unet, vae, text_encoder, tokenizer, scheduler): a teacher small enough to distill on a CPU.`)
+unet, vae, text_encoder, tokenizer, scheduler): "tiny" is a teacher small enough to distill on a CPU
+(64×64 images, ×8 VAE); "fashion" is the starting point of a teacher and VAE trained from scratch on
+Fashion-MNIST at 32×32 (×4 VAE, 8×8×4 latents, a small random CLIP text encoder).`)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -61,7 +61,7 @@ func TestInitModelThenSample(t *testing.T) {
 			t.Errorf("sample %q: got %v, want an error with %q", c.args, err, c.want)
 		}
 	}
-	if err := runInitModel([]string{"-arch", "huge", "-out", dir}); err == nil || !strings.Contains(err.Error(), "choices: tiny") {
+	if err := runInitModel([]string{"-arch", "huge", "-out", dir}); err == nil || !strings.Contains(err.Error(), "choices: fashion, tiny") {
 		t.Errorf("unknown -arch: got %v", err)
 	}
 }

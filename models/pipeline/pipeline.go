@@ -8,7 +8,8 @@
 //
 // InitTiny writes a complete, randomly initialised SD-style pipeline in the
 // same layout (small enough to train and sample on a CPU), which diffusers'
-// StableDiffusionPipeline.from_pretrained loads as well.
+// StableDiffusionPipeline.from_pretrained loads as well; InitFashion writes
+// the one to train from scratch on Fashion-MNIST at 32×32 (fashion.go).
 //
 // The scheduler config is kept as a path, not parsed: package lcm owns the
 // scheduler and imports this package for its sampler. Depends on models/hub,

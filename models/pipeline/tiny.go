@@ -77,6 +77,9 @@ var tinyModelIndex = map[string]any{
 // embeddings start N(0, 0.02²).
 const embeddingStd = 0.02
 
+// tinyTextEncoder is the tiny pipeline's CLIPTextModel: 2 layers, 64 wide.
+var tinyTextEncoder = textEncoderSize{hidden: 64, intermediate: 128, heads: 4, layers: 2}
+
 // InitTiny writes a complete Stable Diffusion pipeline with random weights
 // into dir, in the diffusers layout (diffusers' StableDiffusionPipeline and
 // golcm's Load both read it): the "tiny" UNet preset, a small 8× VAE, a
@@ -86,6 +89,27 @@ const embeddingStd = 0.02
 // be new, empty, or an earlier pipeline (which is overwritten); any other
 // non-empty folder is refused.
 func InitTiny(dir string, seed uint64) error {
+	return randomPipeline{name: "tiny", unetPreset: "tiny", vae: tinyVAEConfig, encoder: tinyTextEncoder}.write(dir, seed)
+}
+
+// textEncoderSize is the shape of a random CLIPTextModel; its width is the
+// UNet's cross_attention_dim.
+type textEncoderSize struct {
+	hidden, intermediate, heads, layers int
+}
+
+// randomPipeline names the architectures of one randomly initialised
+// StableDiffusionPipeline that init-model writes.
+type randomPipeline struct {
+	name       string         // the -arch name, for errors
+	unetPreset string         // a unet.Preset name
+	vae        map[string]any // the AutoencoderKL config.json
+	encoder    textEncoderSize
+}
+
+// write writes the pipeline into dir (see InitTiny for the layout and the
+// rules on dir).
+func (p randomPipeline) write(dir string, seed uint64) error {
 	if err := checkWritable(dir); err != nil {
 		return err
 	}
@@ -94,7 +118,7 @@ func InitTiny(dir string, seed uint64) error {
 		return err
 	}
 	if err := tok.WriteDir(filepath.Join(dir, "tokenizer")); err != nil {
-		return fmt.Errorf("init tiny %s: %w", dir, err)
+		return fmt.Errorf("init %s %s: %w", p.name, dir, err)
 	}
 
 	// Text encoder: CLIPTextModel sized to the tokenizer.
@@ -105,17 +129,17 @@ func InitTiny(dir string, seed uint64) error {
 		"dropout":                 0.0,
 		"eos_token_id":            tok.EOS,
 		"hidden_act":              "quick_gelu",
-		"hidden_size":             64,
+		"hidden_size":             p.encoder.hidden,
 		"initializer_factor":      1.0,
 		"initializer_range":       embeddingStd,
-		"intermediate_size":       128,
+		"intermediate_size":       p.encoder.intermediate,
 		"layer_norm_eps":          1e-5,
 		"max_position_embeddings": tok.MaxLength,
 		"model_type":              "clip_text_model",
-		"num_attention_heads":     4,
-		"num_hidden_layers":       2,
+		"num_attention_heads":     p.encoder.heads,
+		"num_hidden_layers":       p.encoder.layers,
 		"pad_token_id":            tok.Pad,
-		"projection_dim":          64,
+		"projection_dim":          p.encoder.hidden,
 		"torch_dtype":             "float32",
 		"transformers_version":    "4.35.0",
 		"vocab_size":              tok.VocabSize,
@@ -134,22 +158,25 @@ func InitTiny(dir string, seed uint64) error {
 		return err
 	}
 
-	// UNet: the "tiny" preset, whose cross_attention_dim (64) is the encoder's width.
-	_, presetRaw, err := unet.Preset("tiny")
+	// UNet: the preset, whose cross_attention_dim is the encoder's width.
+	_, presetRaw, err := unet.Preset(p.unetPreset)
 	if err != nil {
 		return err
 	}
 	var unetConfig map[string]any
 	if err := json.Unmarshal(presetRaw, &unetConfig); err != nil {
-		return fmt.Errorf("init tiny: unet preset: %w", err)
+		return fmt.Errorf("init %s: unet preset: %w", p.name, err)
+	}
+	if cad, _ := unetConfig["cross_attention_dim"].(float64); int(cad) != p.encoder.hidden {
+		return fmt.Errorf("init %s: unet preset %s has cross_attention_dim %v, the text encoder is %d wide", p.name, p.unetPreset, unetConfig["cross_attention_dim"], p.encoder.hidden)
 	}
 	unetConfig["_class_name"] = "UNet2DConditionModel"
 	unetConfig["_diffusers_version"] = diffusersVersion
-	unetConfig["in_channels"] = tinyVAEConfig["latent_channels"]
-	unetConfig["out_channels"] = tinyVAEConfig["latent_channels"]
+	unetConfig["in_channels"] = p.vae["latent_channels"]
+	unetConfig["out_channels"] = p.vae["latent_channels"]
 	unetRaw, err := json.Marshal(unetConfig)
 	if err != nil {
-		return fmt.Errorf("init tiny: unet config: %w", err)
+		return fmt.Errorf("init %s: unet config: %w", p.name, err)
 	}
 	unetDir := filepath.Join(dir, "unet")
 	unetCfg, err := unet.ParseConfig(unetRaw, filepath.Join(unetDir, "config.json"))
@@ -162,11 +189,11 @@ func InitTiny(dir string, seed uint64) error {
 		RawConfig: unetRaw,
 	}
 	if err := m.Save(unetDir); err != nil {
-		return fmt.Errorf("init tiny: %w", err)
+		return fmt.Errorf("init %s: %w", p.name, err)
 	}
 
 	vaeDir := filepath.Join(dir, "vae")
-	if raw, err = writeConfig(vaeDir, "config.json", tinyVAEConfig); err != nil {
+	if raw, err = writeConfig(vaeDir, "config.json", p.vae); err != nil {
 		return err
 	}
 	vaeCfg, err := vae.ParseConfig(raw, filepath.Join(vaeDir, "config.json"))
@@ -198,14 +225,14 @@ func componentSeed(seed uint64, component string) uint64 {
 func writeConfig(dir, name string, v any) ([]byte, error) {
 	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
-		return nil, fmt.Errorf("init tiny: %s: %w", name, err)
+		return nil, fmt.Errorf("init-model: %s: %w", name, err)
 	}
 	data = append(data, '\n')
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("init tiny: %w", err)
+		return nil, fmt.Errorf("init-model: %w", err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
-		return nil, fmt.Errorf("init tiny: %w", err)
+		return nil, fmt.Errorf("init-model: %w", err)
 	}
 	return data, nil
 }
@@ -218,10 +245,10 @@ func checkWritable(dir string) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("init tiny: %w", err)
+		return fmt.Errorf("init-model: %w", err)
 	}
 	if len(entries) == 0 || fileExists(filepath.Join(dir, "model_index.json")) {
 		return nil
 	}
-	return fmt.Errorf("init tiny: %s is not empty and holds no model_index.json; refusing to write a pipeline into it (remove it or pick another folder)", dir)
+	return fmt.Errorf("init-model: %s is not empty and holds no model_index.json; refusing to write a pipeline into it (remove it or pick another folder)", dir)
 }

@@ -7,7 +7,8 @@ import (
 
 // presets are UNet configs golcm knows by name: the real SD 1.5 and SDXL
 // architectures (for parameter counts and benchmarks with random weights),
-// the "small" benchmark UNet and the "tiny" UNet of golcm's own CPU teacher.
+// the "small" benchmark UNet, the "tiny" UNet of golcm's own CPU teacher and
+// the "fashion" UNet of the Fashion-MNIST teacher.
 var presets = map[string]string{
 	"sd15": `{"block_out_channels": [320, 640, 1280, 1280], "layers_per_block": 2, "attention_head_dim": 8,
 		"cross_attention_dim": 768, "norm_num_groups": 32, "sample_size": 64,
@@ -23,6 +24,12 @@ var presets = map[string]string{
 		"cross_attention_dim": 128, "norm_num_groups": 32, "sample_size": 32,
 		"down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
 		"up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"]}`,
+	// fashion: the teacher golcm trains from scratch on Fashion-MNIST's 8×8×4
+	// latents (32×32 images, ×4 VAE), sized to train on two CPU cores.
+	"fashion": `{"block_out_channels": [32, 64, 64], "layers_per_block": 1, "attention_head_dim": 4,
+		"cross_attention_dim": 64, "norm_num_groups": 8, "sample_size": 8,
+		"down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+		"up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"]}`,
 	"tiny": `{"block_out_channels": [32, 64], "layers_per_block": 1, "attention_head_dim": 4,
 		"cross_attention_dim": 64, "norm_num_groups": 8, "sample_size": 8,
 		"down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D"],
