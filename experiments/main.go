@@ -49,6 +49,10 @@ func run(args []string) error {
 			return runData(args[1:])
 		case "bench":
 			return runBench(args[1:])
+		case "classifier":
+			return runClassifier(args[1:])
+		case "eval":
+			return runEval(args[1:])
 		case "help", "-h", "-help", "--help":
 			fmt.Print(usage)
 			return nil
