@@ -123,8 +123,12 @@ func intsString(xs []int) string {
 	return strings.Join(parts, ",")
 }
 
+// parseInts reads a comma-separated list of integers ("" is empty).
 func parseInts(s string) ([]int, error) {
 	var out []int
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
 	for _, part := range strings.Split(s, ",") {
 		var x int
 		if _, err := fmt.Sscan(strings.TrimSpace(part), &x); err != nil {

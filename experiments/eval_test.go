@@ -102,11 +102,17 @@ func TestEvalComparesStudentsWithTeacher(t *testing.T) {
 	realImages := filepath.Join(root, "real-images-idx3-ubyte")
 	writeIDXPair(t, realImages, filepath.Join(root, "real-labels-idx1-ubyte"), 12)
 
+	// Settings from an [eval] section, and flags (-samples overrides the
+	// file's samples_per_prompt).
 	out := filepath.Join(root, "eval")
-	err = runEval([]string{"-teacher", teacher, "-student", student, "-lora", filepath.Join(loraDir, "pytorch_lora_weights.safetensors"),
-		"-teacher-steps", "1,4", "-reference-steps", "8", "-student-steps", "1,2", "-lora-guidance", "1.5",
-		"-prompt", "a red circle", "-prompt", "a blue square", "-samples", "2", "-batch", "3", "-seed", "11",
-		"-classifier", clfDir, "-real-images", realImages, "-out", out})
+	file := filepath.Join(root, "eval.toml")
+	toml := "[eval]\nteacher_steps = [1, 4]\nreference_steps = 8\nstudent_steps = [1, 2]\nsamples_per_prompt = 5\n" +
+		"prompts = [\"a red circle\", \"a blue square\"]\nbatch_size = 3\nseed = 11\n"
+	if err := os.WriteFile(file, []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = runEval([]string{"-f", file, "-teacher", teacher, "-student", student, "-lora", filepath.Join(loraDir, "pytorch_lora_weights.safetensors"),
+		"-lora-guidance", "1.5", "-samples", "2", "-classifier", clfDir, "-real-images", realImages, "-out", out})
 	if err != nil {
 		t.Fatal(err)
 	}
