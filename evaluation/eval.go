@@ -81,7 +81,8 @@ type Row struct {
 	// class their prompt names (over the prompts that name one).
 	PromptAccuracy *float64 `json:"prompt_accuracy,omitempty"`
 	// SecondsPerImage is the wall clock of sampling (text encoding, UNet
-	// steps, VAE decoding) per image, on this machine, after a warm-up.
+	// steps, VAE decoding) per image, on this machine, after a warm-up
+	// (the padding of a last, partial batch counts too).
 	SecondsPerImage float64 `json:"seconds_per_image_this_machine"`
 	// Samples is the file of this row's latents [N, C, h, w] and pixels
 	// [N, 3, H, W] in [0, 1], relative to the output folder.
@@ -115,8 +116,8 @@ type Real struct {
 	Accuracy float64 `json:"classifier_accuracy"`
 	// HalvesFrechet is the distance between the set's two halves: the
 	// floor a generator matching the real distribution would reach with
-	// sets of half this size.
-	HalvesFrechet float64 `json:"halves_frechet_distance"`
+	// sets of half this size (absent with fewer than 4 images).
+	HalvesFrechet *float64 `json:"halves_frechet_distance,omitempty"`
 }
 
 // rowSamples is what one row sampled.
@@ -408,9 +409,11 @@ func measureReal(p Plan) (*Real, *metrics.Gaussian, error) {
 	}
 	half := p.Real.Len() / 2 * cfg.FeatureDim
 	if half >= 2*cfg.FeatureDim {
-		if real.HalvesFrechet, err = metrics.FrechetDistance(out.Features[:half], out.Features[half:2*half], cfg.FeatureDim); err != nil {
+		fd, err := metrics.FrechetDistance(out.Features[:half], out.Features[half:2*half], cfg.FeatureDim)
+		if err != nil {
 			return nil, nil, err
 		}
+		real.HalvesFrechet = &fd
 	}
 	return real, &g, nil
 }

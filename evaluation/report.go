@@ -59,8 +59,8 @@ func WriteTable(w io.Writer, rep *Report) error {
 	var notes []string
 	notes = append(notes, fmt.Sprintf("%d images per row; distances to the reference sample from the same noise; s/image is wall clock on this machine (%s)", rep.Images, rep.Machine))
 	if rep.Real != nil {
-		notes = append(notes, fmt.Sprintf("real set: %d images, classifier accuracy %.1f%%, Fréchet distance between its halves %.3f",
-			rep.Real.Images, 100*rep.Real.Accuracy, rep.Real.HalvesFrechet))
+		notes = append(notes, fmt.Sprintf("real set: %d images, classifier accuracy %.1f%%, Fréchet distance between its halves %s",
+			rep.Real.Images, 100*rep.Real.Accuracy, optional(rep.Real.HalvesFrechet, "%.3f", "-")))
 	}
 	_, err := fmt.Fprintln(w, strings.Join(notes, "\n"))
 	return err

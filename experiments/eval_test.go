@@ -162,7 +162,7 @@ func TestEvalComparesStudentsWithTeacher(t *testing.T) {
 		}
 		t.Log(row.Name(), row.LatentRMSE, optionalValue(row.PixelPSNR), optionalValue(row.Frechet), optionalValue(row.PromptAccuracy))
 	}
-	if rep.Real == nil || rep.Real.Images != 12 || rep.Images != n {
+	if rep.Real == nil || rep.Real.Images != 12 || rep.Real.HalvesFrechet == nil || rep.Images != n {
 		t.Errorf("report: real set %+v, %d images per row; want 12 real images and %d per row", rep.Real, rep.Images, n)
 	}
 
