@@ -136,21 +136,7 @@ func Evaluate(ctx context.Context, p Plan, o Options) (*Report, error) {
 	n := len(p.Prompts) * p.SamplesPerPrompt
 	rep := &Report{Settings: p.Settings, Machine: p.Machine, Prompts: p.Prompts, Images: n,
 		Generated: time.Now().UTC().Format(time.RFC3339)}
-	type job struct {
-		c         Candidate
-		steps     int
-		reference bool
-	}
-	jobs := []job{{p.Reference, p.Reference.Steps[0], true}}
-	for _, c := range p.Candidates {
-		for _, s := range c.Steps {
-			if c.Sampler == p.Reference.Sampler && c.Scheduler == p.Reference.Scheduler &&
-				c.Guidance == p.Reference.Guidance && s == p.Reference.Steps[0] {
-				continue // the reference row is this one
-			}
-			jobs = append(jobs, job{c, s, false})
-		}
-	}
+	jobs := p.jobs()
 	batches := (n + p.BatchSize - 1) / p.BatchSize
 	var bar *progressbar.ProgressBar
 	if o.Progress != nil {
@@ -239,6 +225,29 @@ func Evaluate(ctx context.Context, p Plan, o Options) (*Report, error) {
 		}
 	}
 	return rep, nil
+}
+
+// job is one row to sample.
+type job struct {
+	c         Candidate
+	steps     int
+	reference bool
+}
+
+// jobs lists the rows: the reference first, then every candidate's step
+// counts in order, less the one that is the reference again.
+func (p Plan) jobs() []job {
+	ref := p.Reference
+	jobs := []job{{ref, ref.Steps[0], true}}
+	for _, c := range p.Candidates {
+		for _, s := range c.Steps {
+			if c.Sampler == ref.Sampler && c.Scheduler == ref.Scheduler && c.Guidance == ref.Guidance && s == ref.Steps[0] {
+				continue
+			}
+			jobs = append(jobs, job{c, s, false})
+		}
+	}
+	return jobs
 }
 
 // The files an evaluation writes in its output folder.

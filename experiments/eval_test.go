@@ -103,10 +103,11 @@ func TestEvalComparesStudentsWithTeacher(t *testing.T) {
 	writeIDXPair(t, realImages, filepath.Join(root, "real-labels-idx1-ubyte"), 12)
 
 	// Settings from an [eval] section, and flags (-samples overrides the
-	// file's samples_per_prompt).
+	// file's samples_per_prompt). The teacher's 8 steps are the reference
+	// row, not a row again.
 	out := filepath.Join(root, "eval")
 	file := filepath.Join(root, "eval.toml")
-	toml := "[eval]\nteacher_steps = [1, 4]\nreference_steps = 8\nstudent_steps = [1, 2]\nsamples_per_prompt = 5\n" +
+	toml := "[eval]\nteacher_steps = [1, 4, 8]\nreference_steps = 8\nstudent_steps = [1, 2]\nsamples_per_prompt = 5\n" +
 		"prompts = [\"a red circle\", \"a blue square\"]\nbatch_size = 3\nseed = 11\n"
 	if err := os.WriteFile(file, []byte(toml), 0o644); err != nil {
 		t.Fatal(err)
