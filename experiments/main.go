@@ -24,8 +24,10 @@ usage:
   go run ./experiments export -checkpoint RUN/checkpoints/step-N [-out DIR]
   go run ./experiments lora convert -in FILE -base MODEL -to kohya -out FILE
   go run ./experiments lora fuse -in FILE -base MODEL -out DIR
+  go run ./experiments classifier -out DIR [-train IMAGES.idx -test IMAGES.idx -steps 2000]
+  go run ./experiments eval -teacher DIR [-student DIR] [-lora FILE] [-classifier DIR] -out DIR
 
-Commands: train (the default), sample, init-model, data, bench, export, lora.
+Commands: train (the default), sample, init-model, data, bench, export, lora, classifier, eval.
 Run any command with -h for its flags.
 `
 
@@ -57,6 +59,10 @@ func run(args []string) error {
 			return runLoRA(args[1:])
 		case "export":
 			return runExport(args[1:])
+		case "classifier":
+			return runClassifier(args[1:])
+		case "eval":
+			return runEval(args[1:])
 		case "help", "-h", "-help", "--help":
 			return runTrain([]string{"-h"}) // the usage, then the flags of train, the default command
 		}

@@ -135,7 +135,13 @@ func SaveGrid(path string, rows [][]*image.RGBA, prompts []string, steps []int) 
 	for j, n := range steps {
 		colLabels[j] = fmt.Sprintf("%d steps", n)
 	}
-	rowLabels := prompts
+	return SaveLabelledGrid(path, rows, prompts, colLabels)
+}
+
+// SaveLabelledGrid writes a PNG grid of images, rows[i][j] in row i and
+// column j, each row under rowLabels[i] and each column under colLabels[j]
+// (cut to the cell's width), as SaveGrid draws them.
+func SaveLabelledGrid(path string, rows [][]*image.RGBA, rowLabels, colLabels []string) error {
 	cellW, cellH, cols := 0, 0, 0
 	for _, row := range rows {
 		cols = max(cols, len(row))

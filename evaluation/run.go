@@ -1,0 +1,136 @@
+package evaluation
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/gomlx/compute"
+
+	"github.com/golcm/golcm/models/classifier"
+	"github.com/golcm/golcm/models/lora"
+	"github.com/golcm/golcm/models/nn"
+	"github.com/golcm/golcm/models/pipeline"
+	"github.com/golcm/golcm/sampling"
+)
+
+// RunOptions are the backend and where Run reports.
+type RunOptions struct {
+	Backend compute.Backend
+	NN      nn.Options
+	Machine string // the backend's description, for the timing label
+	Options
+}
+
+// Run loads the models a Config names, evaluates them, and writes
+// eval.json, grid.png and samples/ into cfg.OutputDir.
+func Run(ctx context.Context, cfg Config, o RunOptions) (*Report, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	var finalize []func()
+	defer func() {
+		for _, f := range finalize {
+			f()
+		}
+	}()
+	load := func(dir string) (*pipeline.Pipeline, error) { return pipeline.Load(dir, "", "", "") }
+	sampler := func(p *pipeline.Pipeline, adapters *lora.Adapters) (*sampling.Sampler, error) {
+		s, err := sampling.NewSampler(o.Backend, p, nil, adapters, o.NN)
+		if err != nil {
+			return nil, err
+		}
+		finalize = append(finalize, s.Finalize)
+		return s, nil
+	}
+	teacher, err := load(cfg.Teacher)
+	if err != nil {
+		return nil, fmt.Errorf("eval.teacher: %w", err)
+	}
+	ts, err := sampler(teacher, nil)
+	if err != nil {
+		return nil, err
+	}
+	plan := Plan{
+		Reference:        Candidate{Model: "teacher", Sampler: ts, Scheduler: "ddim", Guidance: cfg.TeacherGuidance, Steps: []int{cfg.ReferenceSteps}},
+		SamplesPerPrompt: cfg.SamplesPerPrompt, Seed: cfg.Seed, BatchSize: cfg.BatchSize,
+		Width: cfg.Width, Height: cfg.Height, OutputDir: cfg.OutputDir, Settings: cfg, Machine: o.Machine,
+	}
+	if plan.Width == 0 || plan.Height == 0 {
+		h, w, err := teacher.DefaultSize()
+		if err != nil {
+			return nil, err
+		}
+		if plan.Width == 0 {
+			plan.Width = w
+		}
+		if plan.Height == 0 {
+			plan.Height = h
+		}
+	}
+	f := teacher.VAEScaleFactor()
+	plan.LatentShape = [3]int{teacher.UNet.Config.InChannels, plan.Height / f, plan.Width / f}
+	if len(cfg.TeacherSteps) > 0 {
+		plan.Candidates = append(plan.Candidates, Candidate{Model: "teacher", Sampler: ts, Scheduler: "ddim", Guidance: cfg.TeacherGuidance, Steps: cfg.TeacherSteps})
+	}
+	if cfg.Student != "" {
+		p, err := load(cfg.Student)
+		if err != nil {
+			return nil, fmt.Errorf("eval.student: %w", err)
+		}
+		s, err := sampler(p, nil)
+		if err != nil {
+			return nil, err
+		}
+		plan.Candidates = append(plan.Candidates, Candidate{Model: "lcm", Sampler: s, Scheduler: "lcm", Guidance: cfg.StudentGuidance, Steps: cfg.StudentSteps})
+	}
+	if cfg.LoRA != "" {
+		base := teacher
+		if cfg.LoRABase != "" {
+			if base, err = load(cfg.LoRABase); err != nil {
+				return nil, fmt.Errorf("eval.lora_base: %w", err)
+			}
+		}
+		adapters, err := lora.Read(cfg.LoRA, base.UNet.Config.ParamShapes())
+		if err != nil {
+			return nil, fmt.Errorf("eval.lora: %w", err)
+		}
+		s, err := sampler(base, adapters)
+		if err != nil {
+			return nil, err
+		}
+		plan.Candidates = append(plan.Candidates, Candidate{Model: "lcm-lora", Sampler: s, Scheduler: "lcm", Guidance: cfg.LoRAGuidance, Steps: cfg.StudentSteps})
+	}
+	if cfg.Classifier != "" {
+		m, err := classifier.Load(cfg.Classifier)
+		if err != nil {
+			return nil, fmt.Errorf("eval.classifier: %w", err)
+		}
+		r, err := classifier.NewRunner(o.Backend, m, o.NN, 0)
+		if err != nil {
+			return nil, err
+		}
+		finalize = append(finalize, r.Finalize)
+		plan.Classifier, plan.Labels = r, m.Config.Labels
+		if cfg.RealImages != "" {
+			labels := cfg.RealLabels
+			if labels == "" {
+				labels = classifier.LabelsBeside(cfg.RealImages)
+			}
+			if plan.Real, err = classifier.ReadIDX(cfg.RealImages, labels, m.Config.ImageSize, cfg.RealLimit); err != nil {
+				return nil, fmt.Errorf("eval.real_images: %w", err)
+			}
+		}
+	}
+	if plan.Prompts, err = cfg.prompts(plan.Labels); err != nil {
+		return nil, err
+	}
+	rep, err := Evaluate(ctx, plan, o.Options)
+	if err != nil {
+		return nil, err
+	}
+	if err := WriteReport(filepath.Join(cfg.OutputDir, ReportFile), rep); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}

@@ -1,0 +1,166 @@
+package classifier
+
+import (
+	"bufio"
+	"compress/gzip"
+	"encoding/binary"
+	"fmt"
+	"image"
+	"image/color"
+	"io"
+	"os"
+	"strings"
+
+	xdraw "golang.org/x/image/draw"
+)
+
+// Dataset is a set of labelled images in the classifier's input layout:
+// Images [N, Channels, Size, Size] with values in [-1, 1].
+type Dataset struct {
+	Images         []float32
+	Labels         []int
+	Channels, Size int
+}
+
+// Len is the number of images.
+func (d *Dataset) Len() int { return len(d.Labels) }
+
+// pixel maps a byte value to the classifier's [-1, 1] range, as the VAE's
+// input is normalised (v/255·2 - 1).
+func pixel(v uint8) float32 { return 2*(float32(v)/255) - 1 }
+
+// ReadIDX reads an IDX pair of grayscale images [N, rows, cols] and labels
+// [N] (MNIST's and Fashion-MNIST's format; gzip-compressed or plain) and
+// centres each image on a black size×size square, as golcm's data convert
+// pads Fashion-MNIST's 28×28 images to 32×32. limit > 0 keeps the first
+// limit images.
+func ReadIDX(imagesPath, labelsPath string, size, limit int) (*Dataset, error) {
+	dims, pix, err := readIDXBytes(imagesPath)
+	if err != nil {
+		return nil, err
+	}
+	ldims, labels, err := readIDXBytes(labelsPath)
+	if err != nil {
+		return nil, err
+	}
+	if len(dims) != 3 || len(ldims) != 1 || ldims[0] != dims[0] {
+		return nil, fmt.Errorf("idx: images %s are %v and labels %s %v, want [N, rows, cols] and [N]", imagesPath, dims, labelsPath, ldims)
+	}
+	n, rows, cols := dims[0], dims[1], dims[2]
+	if rows > size || cols > size {
+		return nil, fmt.Errorf("idx %s: %d×%d images do not fit in %d×%d", imagesPath, rows, cols, size, size)
+	}
+	if limit > 0 {
+		n = min(n, limit)
+	}
+	d := &Dataset{Images: make([]float32, n*size*size), Labels: make([]int, n), Channels: 1, Size: size}
+	top, left := (size-rows)/2, (size-cols)/2
+	for i := range n {
+		d.Labels[i] = int(labels[i])
+		img := d.Images[i*size*size : (i+1)*size*size]
+		for j := range img {
+			img[j] = pixel(0)
+		}
+		for y := range rows {
+			for x := range cols {
+				img[(top+y)*size+left+x] = pixel(pix[(i*rows+y)*cols+x])
+			}
+		}
+	}
+	return d, nil
+}
+
+// LabelsBeside is the labels file of an MNIST-style images file:
+// train-images-idx3-ubyte.gz → train-labels-idx1-ubyte.gz.
+func LabelsBeside(images string) string {
+	return strings.Replace(images, "images-idx3", "labels-idx1", 1)
+}
+
+// readIDXBytes reads an IDX file of unsigned bytes: two zero bytes, the
+// type code 0x08, the number of dimensions, each dimension as a big-endian
+// uint32, then the values.
+func readIDXBytes(path string) ([]int, []byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("idx: %w", err)
+	}
+	defer f.Close()
+	br := bufio.NewReader(f)
+	var r io.Reader = br
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		gz, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, nil, fmt.Errorf("idx %s: %w", path, err)
+		}
+		defer gz.Close()
+		r = gz
+	}
+	var head [4]byte
+	if _, err := io.ReadFull(r, head[:]); err != nil {
+		return nil, nil, fmt.Errorf("idx %s: header: %w", path, err)
+	}
+	if head[0] != 0 || head[1] != 0 || head[2] != 0x08 || head[3] == 0 {
+		return nil, nil, fmt.Errorf("idx %s: header % x, want 00 00 08 and a dimension count (an IDX file of bytes)", path, head)
+	}
+	dims := make([]int, head[3])
+	size := 1
+	for i := range dims {
+		var v uint32
+		if err := binary.Read(r, binary.BigEndian, &v); err != nil {
+			return nil, nil, fmt.Errorf("idx %s: dimension %d: %w", path, i, err)
+		}
+		dims[i] = int(v)
+		size *= dims[i]
+		if size > 1<<31 {
+			return nil, nil, fmt.Errorf("idx %s: dimensions %v are too large", path, dims[:i+1])
+		}
+	}
+	data := make([]byte, size)
+	if _, err := io.ReadFull(r, data); err != nil {
+		return nil, nil, fmt.Errorf("idx %s: dimensions %v need %d bytes: %w", path, dims, size, err)
+	}
+	return dims, data, nil
+}
+
+// ImageInput turns images into the classifier's input [n, InChannels,
+// ImageSize, ImageSize]: resized when their size differs (Catmull-Rom),
+// averaged to gray for a one-channel classifier (golcm's grayscale data is
+// gray replicated to RGB), else the RGB channels, in [-1, 1].
+func ImageInput(c *Config, images []image.Image) ([]float32, error) {
+	if c.InChannels != 1 && c.InChannels != 3 {
+		return nil, fmt.Errorf("classifier: images feed 1 or 3 input channels, the classifier has %d", c.InChannels)
+	}
+	s := c.ImageSize
+	plane := s * s
+	out := make([]float32, 0, len(images)*c.InChannels*plane)
+	for _, img := range images {
+		if b := img.Bounds(); b.Dx() != s || b.Dy() != s {
+			dst := image.NewNRGBA(image.Rect(0, 0, s, s))
+			xdraw.CatmullRom.Scale(dst, dst.Bounds(), img, b, xdraw.Src, nil)
+			img = dst
+		}
+		b := img.Bounds()
+		chans := make([][]float32, 3)
+		for ch := range chans {
+			chans[ch] = make([]float32, plane)
+		}
+		for y := range s {
+			for x := range s {
+				px := color.NRGBAModel.Convert(img.At(b.Min.X+x, b.Min.Y+y)).(color.NRGBA)
+				for ch, v := range [3]uint8{px.R, px.G, px.B} {
+					chans[ch][y*s+x] = pixel(v)
+				}
+			}
+		}
+		if c.InChannels == 3 {
+			for _, p := range chans {
+				out = append(out, p...)
+			}
+			continue
+		}
+		for i := range plane {
+			out = append(out, (chans[0][i]+chans[1][i]+chans[2][i])/3)
+		}
+	}
+	return out, nil
+}
