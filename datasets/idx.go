@@ -143,12 +143,17 @@ func (s IDXSource) withDefaults() IDXSource {
 // Caption is the caption of a label, which must be below len(LabelNames).
 func (s IDXSource) Caption(label int) string {
 	s = s.withDefaults()
-	name := s.LabelNames[label]
+	return FillCaption(s.CaptionTemplate, s.LabelNames[label])
+}
+
+// FillCaption fills a caption template: "{label}" becomes label and "{a}" its English article
+// ("an" before a vowel), so "a photo of {a} {label}" captions "an ankle boot".
+func FillCaption(template, label string) string {
 	article := "a"
-	if name != "" && strings.ContainsRune("aeiouAEIOU", rune(name[0])) {
+	if label != "" && strings.ContainsRune("aeiouAEIOU", rune(label[0])) {
 		article = "an"
 	}
-	return strings.NewReplacer("{label}", name, "{a}", article).Replace(s.CaptionTemplate)
+	return strings.NewReplacer("{label}", label, "{a}", article).Replace(template)
 }
 
 // IDXStats counts what ConvertIDXToWebDataset wrote.

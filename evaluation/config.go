@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/golcm/golcm/datasets"
 )
 
 // Config is what to evaluate and how: the [eval] section of a TOML file,
@@ -171,19 +173,9 @@ func (c *Config) prompts(labels []string) ([]string, error) {
 	}
 	out := make([]string, len(labels))
 	for i, l := range labels {
-		out[i] = Caption(c.PromptTemplate, l)
+		out[i] = datasets.FillCaption(c.PromptTemplate, l)
 	}
 	return out, nil
-}
-
-// Caption fills a caption template: "{label}" becomes label and "{a}" its
-// English article ("an" before a vowel).
-func Caption(template, label string) string {
-	article := "a"
-	if label != "" && strings.ContainsRune("aeiouAEIOU", rune(label[0])) {
-		article = "an"
-	}
-	return strings.NewReplacer("{label}", label, "{a}", article).Replace(template)
 }
 
 // PromptClass is the class a prompt names: the longest label it contains

@@ -68,21 +68,6 @@ func KL(mean, logVar *Node) *Node {
 	return MulScalar(ReduceSum(terms, axesFrom(mean, 1)...), 0.5)
 }
 
-// PSNR is the peak signal-to-noise ratio 10·log10(dataRange² / mse) of b against a, in decibels:
-// dataRange is 2 for pixels in [-1, 1] (the VAE's range) and 1 for [0, 1]. Identical inputs give
-// +Inf. The reconstruction PSNR of a data set is the mean of its images' PSNRs.
-func PSNR(a, b []float32, dataRange float64) (float64, error) {
-	if len(a) != len(b) || len(a) == 0 {
-		return 0, fmt.Errorf("psnr: %d and %d values, want the same positive number", len(a), len(b))
-	}
-	var sse float64
-	for i := range a {
-		d := float64(a[i]) - float64(b[i])
-		sse += d * d
-	}
-	return 10 * math.Log10(dataRange*dataRange/(sse/float64(len(a)))), nil
-}
-
 // LatentStats accumulates the mean and standard deviation of every latent value seen, for the
 // pipeline's scaling_factor: diffusers' convention (the LDM paper's "rescale by the component-wise
 // std" of the first batch) is 1/std of the unscaled latents. Batches merge exactly (Chan et al.),

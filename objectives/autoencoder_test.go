@@ -96,23 +96,6 @@ func TestKLOfStandardNormalIsZero(t *testing.T) {
 	}
 }
 
-// TestPSNRHandValues: an error of ±0.1 on [-1, 1] pixels (range 2) is 10·log10(4/0.01) dB.
-func TestPSNRHandValues(t *testing.T) {
-	got, err := PSNR([]float32{0, 0, 0.5, -1}, []float32{0.1, -0.1, 0.6, -1.1}, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := 10 * math.Log10(400); !closeTo(got, want, 1e-5) {
-		t.Errorf("PSNR = %g dB, want %g", got, want)
-	}
-	if got, _ := PSNR([]float32{0.25}, []float32{0.25}, 1); !math.IsInf(got, 1) {
-		t.Errorf("PSNR of identical images = %g, want +Inf", got)
-	}
-	if _, err := PSNR([]float32{1}, []float32{1, 2}, 1); err == nil {
-		t.Error("PSNR of different lengths: want an error")
-	}
-}
-
 // TestLatentStatsMergesBatches: 1..10 fed in uneven batches has mean 5.5 and unbiased std
 // sqrt(82.5/9), whatever the batching.
 func TestLatentStatsMergesBatches(t *testing.T) {

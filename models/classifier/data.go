@@ -1,17 +1,14 @@
 package classifier
 
 import (
-	"bufio"
-	"compress/gzip"
-	"encoding/binary"
 	"fmt"
 	"image"
 	"image/color"
-	"io"
-	"os"
 	"strings"
 
 	xdraw "golang.org/x/image/draw"
+
+	"github.com/golcm/golcm/datasets"
 )
 
 // Dataset is a set of labelled images in the classifier's input layout:
@@ -35,14 +32,15 @@ func pixel(v uint8) float32 { return 2*(float32(v)/255) - 1 }
 // pads Fashion-MNIST's 28×28 images to 32×32. limit > 0 keeps the first
 // limit images.
 func ReadIDX(imagesPath, labelsPath string, size, limit int) (*Dataset, error) {
-	dims, pix, err := readIDXBytes(imagesPath)
+	images, err := datasets.ReadIDX(imagesPath)
 	if err != nil {
 		return nil, err
 	}
-	ldims, labels, err := readIDXBytes(labelsPath)
+	labelArray, err := datasets.ReadIDX(labelsPath)
 	if err != nil {
 		return nil, err
 	}
+	dims, ldims, pix, labels := images.Dims, labelArray.Dims, images.Data, labelArray.Data
 	if len(dims) != 3 || len(ldims) != 1 || ldims[0] != dims[0] {
 		return nil, fmt.Errorf("idx: images %s are %v and labels %s %v, want [N, rows, cols] and [N]", imagesPath, dims, labelsPath, ldims)
 	}
@@ -74,52 +72,6 @@ func ReadIDX(imagesPath, labelsPath string, size, limit int) (*Dataset, error) {
 // train-images-idx3-ubyte.gz → train-labels-idx1-ubyte.gz.
 func LabelsBeside(images string) string {
 	return strings.Replace(images, "images-idx3", "labels-idx1", 1)
-}
-
-// readIDXBytes reads an IDX file of unsigned bytes: two zero bytes, the
-// type code 0x08, the number of dimensions, each dimension as a big-endian
-// uint32, then the values.
-func readIDXBytes(path string) ([]int, []byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("idx: %w", err)
-	}
-	defer f.Close()
-	br := bufio.NewReader(f)
-	var r io.Reader = br
-	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
-		gz, err := gzip.NewReader(br)
-		if err != nil {
-			return nil, nil, fmt.Errorf("idx %s: %w", path, err)
-		}
-		defer gz.Close()
-		r = gz
-	}
-	var head [4]byte
-	if _, err := io.ReadFull(r, head[:]); err != nil {
-		return nil, nil, fmt.Errorf("idx %s: header: %w", path, err)
-	}
-	if head[0] != 0 || head[1] != 0 || head[2] != 0x08 || head[3] == 0 {
-		return nil, nil, fmt.Errorf("idx %s: header % x, want 00 00 08 and a dimension count (an IDX file of bytes)", path, head)
-	}
-	dims := make([]int, head[3])
-	size := 1
-	for i := range dims {
-		var v uint32
-		if err := binary.Read(r, binary.BigEndian, &v); err != nil {
-			return nil, nil, fmt.Errorf("idx %s: dimension %d: %w", path, i, err)
-		}
-		dims[i] = int(v)
-		size *= dims[i]
-		if size > 1<<31 {
-			return nil, nil, fmt.Errorf("idx %s: dimensions %v are too large", path, dims[:i+1])
-		}
-	}
-	data := make([]byte, size)
-	if _, err := io.ReadFull(r, data); err != nil {
-		return nil, nil, fmt.Errorf("idx %s: dimensions %v need %d bytes: %w", path, dims, size, err)
-	}
-	return dims, data, nil
 }
 
 // ImageInput turns images into the classifier's input [n, InChannels,
