@@ -147,11 +147,15 @@ func NewDistiller(b compute.Backend, cfg DistillConfig, teacher, student *nn.Wei
 		if d.accum, err = nn.Compile(b, groups, cfg.NN, d.builder(layout, false)); err != nil {
 			return nil, err
 		}
+		d.accum.Donate(layout.acc)
 	}
 	groups, layout := d.programGroups(true)
 	if d.prog, err = nn.Compile(b, groups, cfg.NN, d.builder(layout, true)); err != nil {
 		return nil, err
 	}
+	// Step replaces these groups with the step's outputs: donated, the step
+	// holds one copy of each, not the old and the new.
+	d.prog.Donate(layout.student, layout.m, layout.v, layout.target, layout.acc)
 	return d, nil
 }
 

@@ -3,6 +3,7 @@ package nn
 import (
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
@@ -20,24 +21,34 @@ type BuildFn func(groups []*Params, inputs []*Node) []*Node
 // Program is a compiled graph whose first parameters are one or more weight
 // groups, fed in Names order, followed by per-call inputs.
 type Program struct {
-	exec   *Exec
-	groups []*Weights
-	names  [][]string
-	opts   Options
+	exec    *Exec
+	backend compute.Backend
+	groups  []*Weights
+	names   [][]string
+	opts    Options
+	donate  []bool // per group: Run donates its buffers (see Donate)
+
+	mu    sync.Mutex
+	flops map[string]float64 // product FLOPs of each compiled graph, by input shapes (opts.Cost)
 }
 
 // Compile prepares a program; the graph is built and compiled on the first
 // Run for each new input shape. Every weight of every group must be used by
 // build: a weight nothing asked for is reported by name.
 func Compile(b compute.Backend, groups []*Weights, opts Options, build BuildFn) (*Program, error) {
-	p := &Program{groups: groups, opts: opts}
+	p := &Program{backend: b, groups: groups, opts: opts, donate: make([]bool, len(groups)), flops: map[string]float64{}}
 	for _, w := range groups {
 		p.names = append(p.names, w.Names())
 	}
 	exec, err := NewExec(b, func(all []*Node) []*Node {
+		offset := 0
+		for _, names := range p.names {
+			offset += len(names)
+		}
+		key := shapesKey(all[offset:])
 		all = convertFloats(all, opts.ComputeDType)
 		bound := make([]*Params, len(groups))
-		offset := 0
+		offset = 0
 		for i, names := range p.names {
 			bound[i] = NewParams(names, all[offset:offset+len(names)], opts)
 			offset += len(names)
@@ -49,7 +60,14 @@ func Compile(b compute.Backend, groups []*Weights, opts Options, build BuildFn) 
 					i, len(unused), abbreviate(unused, 12)))
 			}
 		}
-		return convertFloats(outs, dtypes.Float32)
+		outs = convertFloats(outs, dtypes.Float32)
+		if opts.Cost != nil {
+			f := GraphFLOPs(outs)
+			p.mu.Lock()
+			p.flops[key] = f
+			p.mu.Unlock()
+		}
+		return outs
 	})
 	if err != nil {
 		return nil, err
@@ -58,24 +76,75 @@ func Compile(b compute.Backend, groups []*Weights, opts Options, build BuildFn) 
 	return p, nil
 }
 
+// Donate marks weight groups (by their index in Compile's groups; negative
+// indices are ignored) whose buffers each Run hands to the compiled graph,
+// which may then reuse them for its outputs: a step that returns the new
+// weights, optimizer moments or EMA target does not hold the old and the
+// new copy at once. After Run the donated tensors are invalid and the
+// caller must replace them with the outputs; after a failed Run they are
+// lost. A tensor that is also in a group not donated is never donated.
+func (p *Program) Donate(groups ...int) {
+	for _, g := range groups {
+		if g >= 0 {
+			p.donate[g] = true
+		}
+	}
+}
+
 // Run executes the program on the inputs (host or device tensors) and
 // returns the outputs. Graph-building panics come back as errors.
 func (p *Program) Run(inputs ...*tensors.Tensor) (outs []*tensors.Tensor, err error) {
-	args := make([]any, 0, len(inputs)+64)
-	for _, w := range p.groups {
-		for _, t := range w.Tensors() {
-			args = append(args, t)
-		}
-	}
-	for _, t := range inputs {
-		args = append(args, t)
-	}
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%v", r)
 		}
 	}()
-	return p.exec.Exec(args...)
+	kept := map[*tensors.Tensor]bool{}
+	for i, w := range p.groups {
+		if !p.donate[i] {
+			for _, t := range w.Tensors() {
+				kept[t] = true
+			}
+		}
+	}
+	args := make([]any, 0, len(inputs)+64)
+	for i, w := range p.groups {
+		for _, t := range w.Tensors() {
+			if !p.donate[i] || kept[t] {
+				args = append(args, t)
+				continue
+			}
+			buf, err := DonateTensorBuffer(t, p.backend, 0)
+			if err != nil {
+				return nil, fmt.Errorf("donating a weight buffer: %w", err)
+			}
+			args = append(args, buf)
+		}
+	}
+	for _, t := range inputs {
+		args = append(args, t)
+	}
+	outs, err = p.exec.Exec(args...)
+	if err == nil && p.opts.Cost != nil {
+		shapes := make([]string, len(inputs))
+		for i, t := range inputs {
+			shapes[i] = t.Shape().String()
+		}
+		p.mu.Lock()
+		f := p.flops[strings.Join(shapes, ";")]
+		p.mu.Unlock()
+		p.opts.Cost.add(f)
+	}
+	return outs, err
+}
+
+// shapesKey names a graph by its per-call input shapes, as Run sees them.
+func shapesKey(inputs []*Node) string {
+	s := make([]string, len(inputs))
+	for i, n := range inputs {
+		s[i] = n.Shape().String()
+	}
+	return strings.Join(s, ";")
 }
 
 // Finalize frees the compiled graphs.

@@ -39,6 +39,9 @@ type Options struct {
 	// on 2 cores. Samples never mix; results change only by float32
 	// rounding (a smaller product may take another matmul kernel).
 	BatchChunks int
+	// Cost, when set, counts the product FLOPs each Program compiled with
+	// these options runs (benchmarks); it changes nothing computed.
+	Cost *Cost
 }
 
 // ForBackend returns the lowerings that run fastest on the GoMLX backend
