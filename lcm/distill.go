@@ -363,7 +363,7 @@ func (d *Distiller) build(groups []*nn.Params, l groupLayout, final bool, in []*
 	if textEmbeds != nil {
 		tin.TextEmbeds, tin.TimeIDs = cat(textEmbeds, uncondText), cat(timeIDs, timeIDs)
 	}
-	teacherOut := StopGradient(unet.Forward(teacherP.Root(""), cfg.Teacher, tin))
+	teacherOut := StopGradient(unet.Forward(teacherP.ForwardOnly().Root(""), cfg.Teacher, tin))
 	condOut := Slice(teacherOut, AxisRange(0, B))
 	uncondOut := Slice(teacherOut, AxisRange(B, 2*B))
 	x0c, epsC := GraphX0AndEps(condOut, z, aS, sS, cfg.PredictionType)
@@ -375,10 +375,10 @@ func (d *Distiller) build(groups []*nn.Params, l groupLayout, final bool, in []*
 	// 3. Target network at the end timestep, no gradients.
 	var targetOut *Node
 	if cfg.Mode == Full {
-		targetOut = unet.Forward(groups[l.target].Root(""), studentCfg, unet.Inputs{
+		targetOut = unet.Forward(groups[l.target].ForwardOnly().Root(""), studentCfg, unet.Inputs{
 			Sample: xPrev, Timesteps: end, Context: prompt, TimestepCond: wEmb, TextEmbeds: textEmbeds, TimeIDs: timeIDs})
 	} else {
-		targetOut = unet.Forward(studentScope, studentCfg, unet.Inputs{
+		targetOut = unet.Forward(studentScope.Params().ForwardOnly().Root(""), studentCfg, unet.Inputs{
 			Sample: xPrev, Timesteps: end, Context: prompt, TextEmbeds: textEmbeds, TimeIDs: timeIDs})
 	}
 	targetOut = StopGradient(targetOut)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read as math
 )
@@ -207,6 +208,25 @@ func Attention(s Scope, q, k, v *Node, heads int) *Node {
 		panic(fmt.Errorf("attention: %d channels do not split into %d heads", C, heads))
 	}
 	d := C / heads
+	decomposed := func() *Node { return decomposedAttention(s, q, k, v, B, N, M, heads, d) }
+	if !s.p.opts.FusedAttention || !s.p.forwardOnly {
+		return decomposed()
+	}
+	// [B,N,C] is [B,N,h,d] (BSHD) as it stands: no transposes.
+	out, _ := InternalFusedOpCaller(
+		func() *Node {
+			o, _ := BackendFusedScaledDotProductAttention(Reshape(q, B, N, heads, d), Reshape(k, B, M, heads, d),
+				Reshape(v, B, M, heads, d), compute.AttentionAxesLayoutBSHD,
+				&compute.ScaledDotProductAttentionConfig{Scale: 1 / math.Sqrt(float64(d))})
+			return Reshape(o, B, N, C)
+		},
+		decomposed, true)
+	return out
+}
+
+// decomposedAttention is Attention as products and a softmax.
+func decomposedAttention(s Scope, q, k, v *Node, B, N, M, heads, d int) *Node {
+	C := heads * d
 	G := B * heads
 	q = TransposeAllAxes(Reshape(MulScalar(q, 1/math.Sqrt(float64(d))), B, N, heads, d), 0, 2, 1, 3) // [B,h,N,d]
 	kT := TransposeAllAxes(Reshape(k, B, M, heads, d), 0, 2, 3, 1)                                   // [B,h,d,M]

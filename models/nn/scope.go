@@ -39,6 +39,13 @@ type Options struct {
 	// on 2 cores. Samples never mix; results change only by float32
 	// rounding (a smaller product may take another matmul kernel).
 	BatchChunks int
+	// FusedAttention lets forward-only passes (Params.ForwardOnly) run
+	// attention as the backend's fused scaled dot-product attention, which
+	// never materializes the N×M scores. ForBackend sets it for XLA only:
+	// the Go backend's fused forward (compute v0.1.14) measured 25–100×
+	// slower than the products and softmax below, at head dims 32, 40
+	// and 64.
+	FusedAttention bool
 	// Cost, when set, counts the product FLOPs each Program compiled with
 	// these options runs (benchmarks); it changes nothing computed.
 	Cost *Cost
@@ -50,7 +57,7 @@ type Options struct {
 // schedules by itself.
 func ForBackend(name string) Options {
 	if name != "go" {
-		return Options{}
+		return Options{FusedAttention: true}
 	}
 	cores := runtime.GOMAXPROCS(0)
 	return Options{ConvIm2Col: true, AttentionChunks: cores, BatchChunks: cores}
@@ -68,6 +75,8 @@ type Params struct {
 	used     map[string]bool
 	opts     Options
 	adapters func(module string) Adapter
+	// forwardOnly: no gradient is taken through this view (ForwardOnly).
+	forwardOnly bool
 }
 
 // NewParams binds nodes[i] to names[i].
@@ -85,6 +94,17 @@ func NewParams(names []string, nodes []*Node, opts Options) *Params {
 func (p *Params) WithAdapters(lookup func(module string) Adapter) *Params {
 	q := *p
 	q.adapters = lookup
+	return &q
+}
+
+// ForwardOnly returns a view of the same parameters for a pass that takes
+// no gradient (a teacher or target pass, sampling), whose attention may then
+// use the backend's fused forward (Options.FusedAttention). A gradient
+// through such a pass is still right, through the decomposed attention,
+// which it then also computes.
+func (p *Params) ForwardOnly() *Params {
+	q := *p
+	q.forwardOnly = true
 	return &q
 }
 
