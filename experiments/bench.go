@@ -126,8 +126,6 @@ func runBench(args []string) error {
 	im2col := fs.String("conv", "auto", "convolution lowering: auto (im2col on the Go backend), im2col or native")
 	backendName := fs.String("backend", "", "backend to use (default: $GOMLX_BACKEND, else XLA when a PJRT plugin is installed, else go)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (read it with go tool pprof)")
-	attnChunks := fs.Int("attention-chunks", -1, "nn.Options.AttentionChunks (-1: the backend's default)")
-	batchChunks := fs.Int("batch-chunks", -1, "nn.Options.BatchChunks (-1: the backend's default)")
 	memBudget := fs.Float64("mem-budget", 8, "GiB a row may need; rows whose weights and optimizer state alone exceed it are skipped, by name")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: golcm bench [flags]\n\n"+
@@ -168,12 +166,6 @@ func runBench(args []string) error {
 	case "auto":
 	default:
 		return fmt.Errorf("bench: -conv %q is not one of auto, im2col, native", *im2col)
-	}
-	if *attnChunks >= 0 {
-		opts.AttentionChunks = *attnChunks
-	}
-	if *batchChunks >= 0 {
-		opts.BatchChunks = *batchChunks
 	}
 	peak, err := matmulRate(b)
 	if err != nil {

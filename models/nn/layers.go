@@ -168,8 +168,7 @@ func UpsampleNearest2x(x *Node) *Node {
 }
 
 // Attention is multi-head scaled dot-product attention of q [B,N,C] over
-// k, v [B,M,C] with heads heads: softmax(q·kᵀ/√d)·v per head, split into
-// Options.AttentionChunks independent parts along batch×heads.
+// k, v [B,M,C] with heads heads: softmax(q·kᵀ/√d)·v per head.
 //
 // Both products are laid out as [B·h, rows, K]·[B·h, K, cols], the "matmul"
 // layout the Go backend's SIMD kernels run fastest (its q·kᵀ kernel for
@@ -185,7 +184,7 @@ func Attention(s Scope, q, k, v *Node, heads int) *Node {
 		panic(fmt.Errorf("attention: %d channels do not split into %d heads", C, heads))
 	}
 	d := C / heads
-	decomposed := func() *Node { return decomposedAttention(s, q, k, v, B, N, M, heads, d) }
+	decomposed := func() *Node { return decomposedAttention(q, k, v, B, N, M, heads, d) }
 	if !s.p.opts.FusedAttention || !s.p.forwardOnly {
 		return decomposed()
 	}
@@ -202,21 +201,15 @@ func Attention(s Scope, q, k, v *Node, heads int) *Node {
 }
 
 // decomposedAttention is Attention as products and a softmax.
-func decomposedAttention(s Scope, q, k, v *Node, B, N, M, heads, d int) *Node {
+func decomposedAttention(q, k, v *Node, B, N, M, heads, d int) *Node {
 	C := heads * d
 	G := B * heads
 	q = TransposeAllAxes(Reshape(MulScalar(q, 1/math.Sqrt(float64(d))), B, N, heads, d), 0, 2, 1, 3) // [B,h,N,d]
 	kT := TransposeAllAxes(Reshape(k, B, M, heads, d), 0, 2, 3, 1)                                   // [B,h,d,M]
 	v = TransposeAllAxes(Reshape(v, B, M, heads, d), 0, 2, 1, 3)                                     // [B,h,M,d]
 	qg, kg, vg := Reshape(q, G, N, d), Reshape(kT, G, d, M), Reshape(v, G, M, d)
-	chunks := Parts(s.p.opts.AttentionChunks, G)
-	outs := make([]*Node, chunks)
-	for c := range chunks {
-		part := func(x *Node) *Node { return BatchPart(x, c, chunks) }
-		scores := batchedMatMul(part(qg), part(kg))              // [G/chunks,N,M]
-		outs[c] = probsMatMul(softmaxLastAxis(scores), part(vg)) // [G/chunks,N,d]
-	}
-	out := Concatenate(outs, 0)
+	scores := batchedMatMul(qg, kg)                 // [G,N,M]
+	out := probsMatMul(softmaxLastAxis(scores), vg) // [G,N,d]
 	return Reshape(TransposeAllAxes(Reshape(out, B, heads, N, d), 0, 2, 1, 3), B, N, C)
 }
 
@@ -267,18 +260,4 @@ func SinusoidalEmbedding(t *Node, dim int, flip bool, shift float64) *Node {
 		emb = Concatenate([]*Node{emb, Zeros(g, shapes.Make(emb.DType(), B, 1))}, 1)
 	}
 	return emb
-}
-
-// Parts is how many parts a batch of n splits into when requested ask
-// (Options.AttentionChunks, Options.BatchChunks): at least one, at most n.
-func Parts(ask, n int) int { return min(max(ask, 1), n) }
-
-// BatchPart is part c of x split into parts near-equal pieces along axis 0;
-// x itself when parts is 1, nil when x is nil (an absent optional input).
-func BatchPart(x *Node, c, parts int) *Node {
-	if x == nil || parts == 1 {
-		return x
-	}
-	n := x.Shape().Dimensions[0]
-	return Slice(x, AxisRange(c*n/parts, (c+1)*n/parts))
 }
