@@ -43,9 +43,10 @@ func TestGraphFLOPs(t *testing.T) {
 	}
 }
 
-// TestFusedAttentionMatchesDecomposed: a forward-only view with
-// FusedAttention computes the products-and-softmax attention (the Go
-// backend's fused forward), and without ForwardOnly the option changes
+// TestFusedAttentionMatchesDecomposed: a forward-only view, with
+// FusedAttention (the Go backend's fused forward) or without (products
+// without hand-written gradients), computes the attention of the
+// differentiable lowering, and without ForwardOnly the option changes
 // nothing.
 func TestFusedAttentionMatchesDecomposed(t *testing.T) {
 	b, _, err := backend.Default("")
@@ -83,6 +84,9 @@ func TestFusedAttentionMatchesDecomposed(t *testing.T) {
 	// q·kᵀ and p·v: 2·(2·B·h·N·M·d) either way.
 	if gotFLOPs != wantFLOPs || wantFLOPs != 4*2*3*9*5*4 {
 		t.Errorf("attention FLOPs: fused %g, decomposed %g, want %d", gotFLOPs, wantFLOPs, 4*2*3*9*5*4)
+	}
+	if plain, _ := run(false, true); maxAbs(plain, want) > 1e-6 {
+		t.Errorf("forward-only decomposed attention differs by %g", maxAbs(plain, want))
 	}
 	if _, flops := run(true, false); flops != wantFLOPs {
 		t.Errorf("FusedAttention without ForwardOnly changed the graph")

@@ -18,7 +18,12 @@ func Linear(s Scope, x *Node) *Node {
 		panic(fmt.Errorf("%s: input has %d features, weight %v wants %d",
 			s.Path(), x.Shape().Dimensions[x.Rank()-1], w.Shape().Dimensions, w.Shape().Dimensions[1]))
 	}
-	y := LinearNoBias(x, w)
+	var y *Node
+	if s.p.forwardOnly {
+		y = DotGeneral(x, []int{x.Rank() - 1}, nil, w, []int{1}, nil)
+	} else {
+		y = LinearNoBias(x, w)
+	}
 	if b := s.Optional("bias"); b != nil {
 		y = Add(y, ExpandLeftToRank(b, y.Rank()))
 	}
@@ -47,7 +52,7 @@ func SamePadding(k int) [4]int {
 func Conv2d(s Scope, x *Node, stride int, padding [4]int) *Node {
 	w := s.Param("weight")
 	cp := ConvParams{Stride: stride, Padding: padding}
-	y := Conv2dWith(x, w, cp, s.p.opts.ConvIm2Col)
+	y := conv2d(x, w, cp, s.p.opts.ConvIm2Col, s.p.forwardOnly)
 	if b := s.Optional("bias"); b != nil {
 		y = Add(y, Reshape(b, 1, b.Shape().Dimensions[0], 1, 1))
 	}
@@ -60,6 +65,12 @@ func Conv2d(s Scope, x *Node, stride int, padding [4]int) *Node {
 // Conv2dWith convolves x [B,C,H,W] with w [O,C,kh,kw] (no bias), lowering to
 // im2col + matmul when im2col is set, else to the backend's convolution.
 func Conv2dWith(x, w *Node, cp ConvParams, im2col bool) *Node {
+	return conv2d(x, w, cp, im2col, false)
+}
+
+// conv2d is Conv2dWith; forwardOnly (no gradient is taken) lowers im2col
+// without the hand-written product gradients (see im2colForward).
+func conv2d(x, w *Node, cp ConvParams, im2col, forwardOnly bool) *Node {
 	xd, wd := x.Shape().Dimensions, w.Shape().Dimensions
 	if len(xd) != 4 || len(wd) != 4 || xd[1] != wd[1] {
 		panic(fmt.Errorf("conv2d: input %v and weight %v do not fit (want NCHW and OIHW with equal C)", xd, wd))
@@ -79,6 +90,9 @@ func Conv2dWith(x, w *Node, cp ConvParams, im2col bool) *Node {
 	xp := padSpatial(x, cp.Padding)
 	Hp, Wp := H+cp.Padding[0]+cp.Padding[1], W+cp.Padding[2]+cp.Padding[3]
 	Ho, Wo := (Hp-kh)/stride+1, (Wp-kw)/stride+1
+	if forwardOnly {
+		return im2colForward(xp, w, stride, Ho, Wo)
+	}
 	var cols *Node
 	if kh == 1 && kw == 1 && stride == 1 {
 		cols = Reshape(xp, B, C, Ho*Wo)
@@ -99,6 +113,44 @@ func Conv2dWith(x, w *Node, cp ConvParams, im2col bool) *Node {
 	// without transposing the 9× larger cols, and already NCHW.
 	wm := BroadcastToDims(Reshape(w, 1, O, C*kh*kw), B, O, C*kh*kw)
 	return Reshape(convMatMul(wm, cols), B, O, Ho, Wo)
+}
+
+// im2colForward is the im2col convolution of the padded xp [B,C,Hp,Wp]
+// for a graph that takes no gradient: the OIHW weight is contracted as it
+// stands, [O,C·kh·kw]·[C·kh·kw,B·P], with the columns built channel-major.
+// On the Go backend a reshape or broadcast of a weight is a copy, and a
+// graph's weight-only ops all run up front side by side: the gradient
+// layout's weight broadcast held a second copy of every conv weight at
+// once (an SD 1.5 forward peaked near 8 GiB instead of under 5). The
+// price is two transposes of activations when B > 1.
+func im2colForward(xp, w *Node, stride, Ho, Wo int) *Node {
+	xd, wd := xp.Shape().Dimensions, w.Shape().Dimensions
+	B, C, O, kh, kw := xd[0], xd[1], wd[0], wd[2], wd[3]
+	xc := xp
+	if B > 1 {
+		xc = TransposeAllAxes(xp, 1, 0, 2, 3) // [C,B,Hp,Wp]
+	} else {
+		xc = Reshape(xp, C, 1, xd[2], xd[3])
+	}
+	var cols *Node
+	if kh == 1 && kw == 1 && stride == 1 {
+		cols = xc
+	} else {
+		patches := make([]*Node, 0, kh*kw)
+		for dy := range kh {
+			for dx := range kw {
+				patches = append(patches, Slice(xc, AxisRange(), AxisRange(),
+					AxisRange(dy, dy+(Ho-1)*stride+1).Stride(stride),
+					AxisRange(dx, dx+(Wo-1)*stride+1).Stride(stride)))
+			}
+		}
+		cols = Stack(patches, 1) // [C, kh*kw, B, Ho, Wo]
+	}
+	y := DotGeneral(w, []int{1, 2, 3}, nil, Reshape(cols, C, kh, kw, B*Ho*Wo), []int{0, 1, 2}, nil) // [O, B·P]
+	if B == 1 {
+		return Reshape(y, 1, O, Ho, Wo)
+	}
+	return TransposeAllAxes(Reshape(y, O, B, Ho, Wo), 1, 0, 2, 3)
 }
 
 // padSpatial zero-pads the last two axes (top, bottom, left, right).
@@ -184,7 +236,7 @@ func Attention(s Scope, q, k, v *Node, heads int) *Node {
 		panic(fmt.Errorf("attention: %d channels do not split into %d heads", C, heads))
 	}
 	d := C / heads
-	decomposed := func() *Node { return decomposedAttention(q, k, v, B, N, M, heads, d) }
+	decomposed := func() *Node { return decomposedAttention(q, k, v, B, N, M, heads, d, s.p.forwardOnly) }
 	if !s.p.opts.FusedAttention || !s.p.forwardOnly {
 		return decomposed()
 	}
@@ -201,15 +253,21 @@ func Attention(s Scope, q, k, v *Node, heads int) *Node {
 }
 
 // decomposedAttention is Attention as products and a softmax.
-func decomposedAttention(q, k, v *Node, B, N, M, heads, d int) *Node {
+// forwardOnly (no gradient is taken) skips the hand-written gradients.
+func decomposedAttention(q, k, v *Node, B, N, M, heads, d int, forwardOnly bool) *Node {
 	C := heads * d
 	G := B * heads
 	q = TransposeAllAxes(Reshape(MulScalar(q, 1/math.Sqrt(float64(d))), B, N, heads, d), 0, 2, 1, 3) // [B,h,N,d]
 	kT := TransposeAllAxes(Reshape(k, B, M, heads, d), 0, 2, 3, 1)                                   // [B,h,d,M]
 	v = TransposeAllAxes(Reshape(v, B, M, heads, d), 0, 2, 1, 3)                                     // [B,h,M,d]
 	qg, kg, vg := Reshape(q, G, N, d), Reshape(kT, G, d, M), Reshape(v, G, M, d)
-	scores := batchedMatMul(qg, kg)                 // [G,N,M]
-	out := probsMatMul(softmaxLastAxis(scores), vg) // [G,N,d]
+	var out *Node
+	if forwardOnly {
+		out = matMul(Softmax(matMul(qg, kg), -1), vg)
+	} else {
+		scores := batchedMatMul(qg, kg)                // [G,N,M]
+		out = probsMatMul(softmaxLastAxis(scores), vg) // [G,N,d]
+	}
 	return Reshape(TransposeAllAxes(Reshape(out, B, heads, N, d), 0, 2, 1, 3), B, N, C)
 }
 
