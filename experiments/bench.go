@@ -220,7 +220,7 @@ func benchOne(w io.Writer, b compute.Backend, opts nn.Options, c benchCase, repe
 	}
 	if c.kind == kindStep {
 		// Teacher, student, EMA target and two AdamW moments, float32.
-		need := 5 * 4 * float64(paramCount(cfg)) / (1 << 30)
+		need := 5 * 4 * float64(cfg.NumParams()) / (1 << 30)
 		if need > budgetGiB {
 			fmt.Fprintf(w, "%-6s %-24s skipped: its weights and optimizer state alone are %.1f GiB, over -mem-budget %.0f GiB\n",
 				c.preset, c.what(), need, budgetGiB)
@@ -278,18 +278,6 @@ func benchOne(w io.Writer, b compute.Backend, opts nn.Options, c benchCase, repe
 	fmt.Fprintf(w, "%-6s %-24s %5d %7s %10.2f %10.3f %9.1f %8.1f %6.0f%% %10s\n", c.preset, c.what(), c.batch,
 		fmt.Sprintf("%dx%d", c.size, c.size), compile.Seconds()-per, per, flops/1e9, rate/1e9, 100*rate/peak, peakRSS())
 	return nil
-}
-
-func paramCount(cfg *unet.Config) int {
-	n := 0
-	for _, dims := range cfg.ParamShapes() {
-		size := 1
-		for _, d := range dims {
-			size *= d
-		}
-		n += size
-	}
-	return n
 }
 
 // benchStep prepares one full or LoRA distillation step on random weights.
