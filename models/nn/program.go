@@ -2,6 +2,7 @@ package nn
 
 import (
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 
@@ -21,12 +22,13 @@ type BuildFn func(groups []*Params, inputs []*Node) []*Node
 // Program is a compiled graph whose first parameters are one or more weight
 // groups, fed in Names order, followed by per-call inputs.
 type Program struct {
-	exec    *Exec
-	backend compute.Backend
-	groups  []*Weights
-	names   [][]string
-	opts    Options
-	donate  []bool // per group: Run donates its buffers (see Donate)
+	exec     *Exec
+	backend  compute.Backend
+	groups   []*Weights
+	names    [][]string
+	opts     Options
+	donate   []bool // per group: Run donates its buffers (see Donate)
+	onDevice bool   // the weights were moved to the device (toDevice)
 
 	mu    sync.Mutex
 	flops map[string]float64 // product FLOPs of each compiled graph, by input shapes (opts.Cost)
@@ -99,6 +101,11 @@ func (p *Program) Run(inputs ...*tensors.Tensor) (outs []*tensors.Tensor, err er
 			err = fmt.Errorf("%v", r)
 		}
 	}()
+	if !p.onDevice {
+		if err := p.toDevice(); err != nil {
+			return nil, err
+		}
+	}
 	kept := map[*tensors.Tensor]bool{}
 	for i, w := range p.groups {
 		if !p.donate[i] {
@@ -136,6 +143,31 @@ func (p *Program) Run(inputs ...*tensors.Tensor) (outs []*tensors.Tensor, err er
 		p.opts.Cost.add(f)
 	}
 	return outs, err
+}
+
+// toDevice moves the weights to the backend before the first run, one
+// tensor at a time, collecting the host copies every 256 MiB. Left to the
+// first Exec, every weight would be copied before the garbage collector
+// runs (it waits for the heap to double): an SD 1.5 UNet then peaks with
+// its 3.4 GB twice over.
+func (p *Program) toDevice() error {
+	pending := 0
+	for _, w := range p.groups {
+		for _, t := range w.Tensors() {
+			if t.IsOnDevice(0) {
+				continue
+			}
+			if err := t.MaterializeOnDevice(p.backend, true, 0); err != nil {
+				return fmt.Errorf("moving a weight to the backend: %w", err)
+			}
+			if pending += int(t.Memory()); pending > 256<<20 {
+				runtime.GC()
+				pending = 0
+			}
+		}
+	}
+	p.onDevice = true
+	return nil
 }
 
 // shapesKey names a graph by its per-call input shapes, as Run sees them.
