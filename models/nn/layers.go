@@ -97,16 +97,8 @@ func conv2d(x, w *Node, cp ConvParams, im2col, forwardOnly bool) *Node {
 	if kh == 1 && kw == 1 && stride == 1 {
 		cols = Reshape(xp, B, C, Ho*Wo)
 	} else {
-		patches := make([]*Node, 0, kh*kw)
-		for dy := range kh {
-			for dx := range kw {
-				patches = append(patches, Slice(xp, AxisRange(), AxisRange(),
-					AxisRange(dy, dy+(Ho-1)*stride+1).Stride(stride),
-					AxisRange(dx, dx+(Wo-1)*stride+1).Stride(stride)))
-			}
-		}
 		// [B, C, kh*kw, Ho, Wo] flattens C-major like the OIHW weight.
-		cols = Reshape(Stack(patches, 2), B, C*kh*kw, Ho*Wo)
+		cols = Reshape(Stack(patches(xp, kh, kw, stride, Ho, Wo), 2), B, C*kh*kw, Ho*Wo)
 	}
 	// The weight is broadcast over the batch so that the product is
 	// [B,O,K]·[B,K,P] -> [B,O,P]: the "matmul" layout the Go backend runs
@@ -138,21 +130,27 @@ func im2colForward(xp, w *Node, stride, Ho, Wo int) *Node {
 	if kh == 1 && kw == 1 && stride == 1 {
 		cols = xc
 	} else {
-		patches := make([]*Node, 0, kh*kw)
-		for dy := range kh {
-			for dx := range kw {
-				patches = append(patches, Slice(xc, AxisRange(), AxisRange(),
-					AxisRange(dy, dy+(Ho-1)*stride+1).Stride(stride),
-					AxisRange(dx, dx+(Wo-1)*stride+1).Stride(stride)))
-			}
-		}
-		cols = Stack(patches, 1) // [C, kh*kw, B, Ho, Wo]
+		cols = Stack(patches(xc, kh, kw, stride, Ho, Wo), 1) // [C, kh*kw, B, Ho, Wo]
 	}
 	y := DotGeneral(w, []int{1, 2, 3}, nil, Reshape(cols, C, kh, kw, B*Ho*Wo), []int{0, 1, 2}, nil) // [O, B·P]
 	if B == 1 {
 		return Reshape(y, 1, O, Ho, Wo)
 	}
 	return TransposeAllAxes(Reshape(y, O, B, Ho, Wo), 1, 0, 2, 3)
+}
+
+// patches are the kh·kw strided windows of x's last two axes, each Ho×Wo,
+// in the OIHW weight's (dy, dx) order.
+func patches(x *Node, kh, kw, stride, Ho, Wo int) []*Node {
+	out := make([]*Node, 0, kh*kw)
+	for dy := range kh {
+		for dx := range kw {
+			out = append(out, Slice(x, AxisRange(), AxisRange(),
+				AxisRange(dy, dy+(Ho-1)*stride+1).Stride(stride),
+				AxisRange(dx, dx+(Wo-1)*stride+1).Stride(stride)))
+		}
+	}
+	return out
 }
 
 // padSpatial zero-pads the last two axes (top, bottom, left, right).
