@@ -66,8 +66,8 @@ func TestCatchTurnsPanicsIntoErrors(t *testing.T) {
 
 // TestGoBackendIndependentMatMulsFinish runs a graph of independent 256×256 matmuls, enough to fill
 // the Go backend's worker pool with nodes that each fan out over the pool. With compute v0.1.2's
-// default pool ("go:ops_parallel") the first run hangs on a 2-core machine; golcm's unlimited pool
-// (see goSafeConfig) finishes them all.
+// default pool ("go:ops_parallel") the first run hung on a 2-core machine (golcm's training hangs);
+// it guards golcm's configuration (goSafeConfig) against that coming back.
 func TestGoBackendIndependentMatMulsFinish(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2)) // a 4-slot pool on any machine
 	b, err := compute.NewWithConfig(goSafeConfig)

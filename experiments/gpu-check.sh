@@ -30,6 +30,8 @@
 #   GPU_CHECK_STAGES     stages to run, default "env tiny resume bench torch"
 #   GPU_CHECK_QUICK=1    tiny bench rows only and a shorter resume run (a CPU test of this script)
 #   GPU_CHECK_BENCH      bench rows as -only:batch words (batch 0: the row's own), default below
+#   GPU_CHECK_MEM_BUDGET GiB a bench row may need for its weights and optimizer state (bench -mem-budget;
+#                        default 120, an H200 has about 139)
 #   GPU_CHECK_PROBE_S    the most seconds one backend probe of stage env may take (default 150)
 #   GPU_CHECK_BUDGET_S   seconds for the whole script (default 540); a row or stage that would start
 #                        with less than GPU_CHECK_MIN_S (30) left is skipped, and each one is cut at
@@ -63,7 +65,7 @@ if [[ -n $QUICK ]]; then
 	RESUME_STEPS=${GPU_CHECK_RESUME_STEPS:-24}
 else
 	# Cheap rows first, so a failure shows before the SD 1.5 compilations; larger batches last.
-	BENCH_ROWS=${GPU_CHECK_BENCH:-tiny:0 small:0 sd15:1 sd15-step:4 sd15-lora:4 sd15:8 sd15-step:8 sd15-lora:8 sd15-step:16}
+	BENCH_ROWS=${GPU_CHECK_BENCH:-tiny:0 small:0 sd15-forward:1 sd15-step:4 sd15-lora:4 sd15-forward:8 sd15-step:8 sd15-lora:8 sd15-step:16}
 	RESUME_STEPS=${GPU_CHECK_RESUME_STEPS:-60}
 fi
 START=$(date +%s)
@@ -375,7 +377,7 @@ stage_bench() {
 		else
 			mem_start "$only-$batch"
 			r0=$(now)
-			run_logged "bench-$only-$batch" "$BIN" bench -only "$only" -batch "$batch"
+			run_logged "bench-$only-$batch" "$BIN" bench -only "$only" -batch "$batch" -mem-budget "${GPU_CHECK_MEM_BUDGET:-120}"
 			rc=$?
 			mem=$(mem_stop)
 		fi

@@ -269,10 +269,11 @@ func (d *Distiller) loss(groups map[string]*nn.Params, in map[string]*Node) (*No
 		studentScope = teacherP.WithAdapters(adapters).Root("")
 	}
 	// The target: the EMA student (full), or the student itself without
-	// gradients (LoRA).
-	targetScope := studentScope
+	// gradients (LoRA); forward-only, as the teacher's pass (no gradient
+	// lowerings, no weight copies).
+	targetScope := studentScope.Params().ForwardOnly().Root("")
 	if cfg.Mode == Full {
-		targetScope = groups[train.EMAGroup].Root("")
+		targetScope = groups[train.EMAGroup].ForwardOnly().Root("")
 	}
 	denoiser := func(scope nn.Scope, emb *Node) Denoiser {
 		return Denoiser{Prediction: cfg.PredictionType, Net: func(z, t *Node) *Node {
@@ -292,7 +293,7 @@ func (d *Distiller) loss(groups map[string]*nn.Params, in map[string]*Node) (*No
 	if textEmbeds != nil {
 		tin.TextEmbeds, tin.TimeIDs = cat(textEmbeds, uncondText), cat(timeIDs, timeIDs)
 	}
-	teacherOut := StopGradient(unet.Forward(teacherP.Root(""), cfg.Teacher, tin))
+	teacherOut := StopGradient(unet.Forward(teacherP.ForwardOnly().Root(""), cfg.Teacher, tin))
 	condOut := Slice(teacherOut, AxisRange(0, B))
 	uncondOut := Slice(teacherOut, AxisRange(B, 2*B))
 	x0c, epsC := GraphX0AndEps(condOut, z, aS, sS, cfg.PredictionType)

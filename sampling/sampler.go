@@ -510,7 +510,7 @@ func (s *Sampler) unetProgram() (*nn.Program, error) {
 		if sdxl {
 			in.TextEmbeds, in.TimeIDs = rest[0], rest[1]
 		}
-		return []*Node{unet.Forward(params.Root(""), cfg, in)}
+		return []*Node{unet.Forward(params.ForwardOnly().Root(""), cfg, in)}
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sampler: unet: %w", err)

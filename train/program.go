@@ -28,6 +28,7 @@ type BuildFn func(groups map[string]*nn.Params, inputs map[string]*Node) map[str
 // back by name. Positions exist only inside (nn.Program's parameter order).
 type Program struct {
 	prog    *nn.Program
+	groups  []string // the weight groups' names, in nn.Program's order
 	inputs  []string
 	outputs []string // sorted; fixed by the first build
 }
@@ -39,6 +40,7 @@ func Compile(b compute.Backend, groups []Group, inputs []string, opts nn.Options
 	weights := make([]*nn.Weights, len(groups))
 	for i, g := range groups {
 		weights[i] = g.Weights
+		p.groups = append(p.groups, g.Name)
 	}
 	var err error
 	p.prog, err = nn.Compile(b, weights, opts, func(bound []*nn.Params, in []*Node) []*Node {
@@ -67,6 +69,16 @@ func Compile(b compute.Backend, groups []Group, inputs []string, opts nn.Options
 		return nodes
 	})
 	return p, err
+}
+
+// Donate hands the buffers of the named weight groups to each Run (see
+// nn.Program.Donate): the caller replaces them with the run's outputs, so a
+// step holds one copy of the weights it updates, not the old and the new.
+// Names of groups the program does not have are ignored.
+func (p *Program) Donate(groups ...string) {
+	for _, name := range groups {
+		p.prog.Donate(slices.Index(p.groups, name))
+	}
 }
 
 // Run executes the program; in must hold exactly the input names Compile

@@ -229,9 +229,22 @@ func (t *Trainer) compile(b compute.Backend, final, acc bool) (*Program, error) 
 	if final {
 		inputs = append(inputs, decayInput, stepSizeInput, bc2SqrtInput)
 	}
-	return Compile(b, groups, inputs, t.task.NN, func(w map[string]*nn.Params, in map[string]*Node) map[string]*Node {
+	prog, err := Compile(b, groups, inputs, t.task.NN, func(w map[string]*nn.Params, in map[string]*Node) map[string]*Node {
 		return t.build(w, in, final, acc)
 	})
+	if err != nil {
+		return nil, err
+	}
+	// Step replaces what a program updates with its outputs (setGroup), so
+	// those buffers are donated: the optimizer step updates the weights,
+	// moments and EMA in place of the old ones, a micro-batch its gradient
+	// sums.
+	if final {
+		prog.Donate(TrainedGroup, EMAGroup, adamMGroup, adamVGroup, gradAccGroup)
+	} else {
+		prog.Donate(gradAccGroup)
+	}
+	return prog, nil
 }
 
 func (t *Trainer) build(w map[string]*nn.Params, in map[string]*Node, final, acc bool) map[string]*Node {

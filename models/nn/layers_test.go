@@ -51,6 +51,18 @@ func TestConvLoweringsAgree(t *testing.T) {
 		}
 		label := fmt.Sprintf("k=%d stride=%d pad=%v", c.k, c.stride, c.pad)
 		assertClose(t, label, []string{"output", "grad x", "grad w"}, results[1], results[0])
+		// The forward-only im2col lowering, for batches of two and one.
+		for _, batch := range []int{2, 1} {
+			outs, err := ExecOnceN(b, func(x, w *Node) []*Node {
+				x = Slice(x, AxisRange(0, batch))
+				cp := ConvParams{Stride: c.stride, Padding: c.pad}
+				return []*Node{conv2d(x, w, cp, true, true), Conv2dWith(x, w, cp, false)}
+			}, x, w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			assertClose(t, fmt.Sprintf("%s forward-only B=%d", label, batch), []string{"output"}, outs[:1], outs[1:])
+		}
 	}
 }
 

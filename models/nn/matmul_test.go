@@ -70,38 +70,3 @@ func TestProductGradientsMatchAutodiff(t *testing.T) {
 		assertClose(t, label, []string{"product", "∂a", "∂b"}, got[0], got[1])
 	}
 }
-
-// TestAttentionChunksAreExact: splitting attention into parts along
-// batch×heads (Options.AttentionChunks) changes nothing, output or
-// gradients, bit for bit, including a count that does not divide B·heads.
-func TestAttentionChunksAreExact(t *testing.T) {
-	b, _, err := backend.Default("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rng := rand.New(rand.NewPCG(5, 6))
-	q, k, v := NormalTensor(rng, 2, 9, 12), NormalTensor(rng, 2, 7, 12), NormalTensor(rng, 2, 7, 12)
-	var ref []*tensors.Tensor
-	for _, chunks := range []int{1, 2, 3, 6} {
-		outs, err := ExecOnceN(b, func(q, k, v *Node) []*Node {
-			s := NewParams(nil, nil, Options{AttentionChunks: chunks}).Root("")
-			y := Attention(s, q, k, v, 3)
-			loss := ReduceAllSum(Mul(Mul(y, y), Cos(Iota(y.Graph(), y.Shape(), 2))))
-			return append([]*Node{y}, Gradient(loss, q, k, v)...)
-		}, q, k, v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ref == nil {
-			ref = outs
-			continue
-		}
-		for j, what := range []string{"output", "∂q", "∂k", "∂v"} {
-			got, _, _ := TensorFloat32(outs[j])
-			want, _, _ := TensorFloat32(ref[j])
-			if d := maxAbs(got, want); d != 0 {
-				t.Errorf("%d chunks: %s differs from one part by %g", chunks, what, d)
-			}
-		}
-	}
-}

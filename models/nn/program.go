@@ -2,7 +2,9 @@ package nn
 
 import (
 	"fmt"
+	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
@@ -22,24 +24,35 @@ type BuildFn func(groups []*Params, inputs []*Node) []*Node
 // Program is a compiled graph whose first parameters are one or more weight
 // groups, fed in Names order, followed by per-call inputs.
 type Program struct {
-	exec   *Exec
-	groups []*Weights
-	names  [][]string
-	opts   Options
+	exec     *Exec
+	backend  compute.Backend
+	groups   []*Weights
+	names    [][]string
+	opts     Options
+	donate   []bool // per group: Run donates its buffers (see Donate)
+	onDevice bool   // the weights were moved to the device (toDevice)
+
+	mu    sync.Mutex
+	flops map[string]float64 // product FLOPs of each compiled graph, by input shapes (opts.Cost)
 }
 
 // Compile prepares a program; the graph is built and compiled on the first
 // Run for each new input shape. Every weight of every group must be used by
 // build: a weight nothing asked for is reported by name.
 func Compile(b compute.Backend, groups []*Weights, opts Options, build BuildFn) (*Program, error) {
-	p := &Program{groups: groups, opts: opts}
+	p := &Program{backend: b, groups: groups, opts: opts, donate: make([]bool, len(groups)), flops: map[string]float64{}}
 	for _, w := range groups {
 		p.names = append(p.names, w.Names())
 	}
 	exec, err := NewExec(b, func(all []*Node) []*Node {
+		offset := 0
+		for _, names := range p.names {
+			offset += len(names)
+		}
+		key := shapesKey(all[offset:])
 		all = convertFloats(all, opts.ComputeDType)
 		bound := make([]*Params, len(groups))
-		offset := 0
+		offset = 0
 		for i, names := range p.names {
 			bound[i] = NewParams(names, all[offset:offset+len(names)], opts)
 			offset += len(names)
@@ -51,7 +64,14 @@ func Compile(b compute.Backend, groups []*Weights, opts Options, build BuildFn) 
 					i, len(unused), abbreviate(unused, 12)))
 			}
 		}
-		return convertFloats(outs, dtypes.Float32)
+		outs = convertFloats(outs, dtypes.Float32)
+		if opts.Cost != nil {
+			f := GraphFLOPs(outs)
+			p.mu.Lock()
+			p.flops[key] = f
+			p.mu.Unlock()
+		}
+		return outs
 	})
 	if err != nil {
 		return nil, err
@@ -60,14 +80,50 @@ func Compile(b compute.Backend, groups []*Weights, opts Options, build BuildFn) 
 	return p, nil
 }
 
+// Donate marks weight groups (by their index in Compile's groups; negative
+// indices are ignored) whose buffers each Run hands to the compiled graph,
+// which may then reuse them for its outputs: a step that returns the new
+// weights, optimizer moments or EMA target does not hold the old and the
+// new copy at once. After Run the donated tensors are invalid and the
+// caller must replace them with the outputs; after a failed Run they are
+// lost. A tensor that is also in a group not donated is never donated.
+func (p *Program) Donate(groups ...int) {
+	for _, g := range groups {
+		if g >= 0 {
+			p.donate[g] = true
+		}
+	}
+}
+
 // Run executes the program on the inputs (host or device tensors) and
 // returns the outputs. Graph-building panics come back as errors
 // (backend.Catch: a panicked error keeps its chain).
 func (p *Program) Run(inputs ...*tensors.Tensor) (outs []*tensors.Tensor, err error) {
+	if !p.onDevice {
+		if err := p.toDevice(); err != nil {
+			return nil, err
+		}
+	}
+	kept := map[*tensors.Tensor]bool{}
+	for i, w := range p.groups {
+		if !p.donate[i] {
+			for _, t := range w.Tensors() {
+				kept[t] = true
+			}
+		}
+	}
 	args := make([]any, 0, len(inputs)+64)
-	for _, w := range p.groups {
+	for i, w := range p.groups {
 		for _, t := range w.Tensors() {
-			args = append(args, t)
+			if !p.donate[i] || kept[t] {
+				args = append(args, t)
+				continue
+			}
+			buf, err := DonateTensorBuffer(t, p.backend, 0)
+			if err != nil {
+				return nil, fmt.Errorf("donating a weight buffer: %w", err)
+			}
+			args = append(args, buf)
 		}
 	}
 	for _, t := range inputs {
@@ -76,7 +132,51 @@ func (p *Program) Run(inputs ...*tensors.Tensor) (outs []*tensors.Tensor, err er
 	if caught := backend.Catch(func() { outs, err = p.exec.Exec(args...) }); caught != nil {
 		return nil, caught
 	}
+	if err == nil && p.opts.Cost != nil {
+		shapes := make([]string, len(inputs))
+		for i, t := range inputs {
+			shapes[i] = t.Shape().String()
+		}
+		p.mu.Lock()
+		f := p.flops[strings.Join(shapes, ";")]
+		p.mu.Unlock()
+		p.opts.Cost.add(f)
+	}
 	return outs, err
+}
+
+// toDevice moves the weights to the backend before the first run, one
+// tensor at a time, collecting the host copies every 256 MiB. Left to the
+// first Exec, every weight would be copied before the garbage collector
+// runs (it waits for the heap to double): an SD 1.5 UNet then peaks with
+// its 3.4 GB twice over.
+func (p *Program) toDevice() error {
+	pending := 0
+	for _, w := range p.groups {
+		for _, t := range w.Tensors() {
+			if t.IsOnDevice(0) {
+				continue
+			}
+			if err := t.MaterializeOnDevice(p.backend, true, 0); err != nil {
+				return fmt.Errorf("moving a weight to the backend: %w", err)
+			}
+			if pending += int(t.Memory()); pending > 256<<20 {
+				runtime.GC()
+				pending = 0
+			}
+		}
+	}
+	p.onDevice = true
+	return nil
+}
+
+// shapesKey names a graph by its per-call input shapes, as Run sees them.
+func shapesKey(inputs []*Node) string {
+	s := make([]string, len(inputs))
+	for i, n := range inputs {
+		s[i] = n.Shape().String()
+	}
+	return strings.Join(s, ";")
 }
 
 // Finalize frees the compiled graphs.

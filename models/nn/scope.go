@@ -2,7 +2,6 @@ package nn
 
 import (
 	"fmt"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,31 +25,33 @@ type Options struct {
 	// weights and inputs are converted to it on entry and float outputs back
 	// to float32 on exit. Zero means float32.
 	ComputeDType dtypes.DType
-	// AttentionChunks splits each attention into this many independent
-	// parts along batch×heads (0 and 1: one). The Go backend runs its
-	// softmax on one core but independent ops at once, so one part per core
-	// runs the softmax on every core: a small-UNet forward measured 20–30%
-	// faster with 2 parts on 2 cores. Rows never mix, so results are
-	// bit-identical for any count.
-	AttentionChunks int
-	// BatchChunks splits each UNet call along the batch into this many
-	// independent calls on the same weights (0 and 1: one), for the same
-	// reason: a small-UNet forward measured about 30% faster with 2 parts
-	// on 2 cores. Samples never mix; results change only by float32
-	// rounding (a smaller product may take another matmul kernel).
-	BatchChunks int
+	// FusedAttention lets forward-only passes (Params.ForwardOnly) run
+	// attention as the backend's fused scaled dot-product attention, which
+	// never materializes the N×M scores. ForBackend sets it for XLA only:
+	// the Go backend's fused forward (compute v0.1.14) measured 25–100×
+	// slower than the products and softmax below, at head dims 32, 40
+	// and 64.
+	FusedAttention bool
+	// Cost, when set, counts the product FLOPs each Program compiled with
+	// these options runs (benchmarks); it changes nothing computed.
+	Cost *Cost
 }
 
 // ForBackend returns the lowerings that run fastest on the GoMLX backend
-// named name ("go" or "xla"): on the pure-Go backend im2col convolutions
-// and one batch part and one attention part per core; XLA fuses and
-// schedules by itself.
+// named name ("go" or "xla"): on the pure-Go backend im2col convolutions;
+// on XLA its own convolutions and fused attention in forward-only passes.
+//
+// Splitting each UNet call and each attention into one independent part
+// per core, which golcm did for compute v0.1.2's single-threaded softmax,
+// no longer pays on v0.1.14 (parallel softmax): a small-UNet forward,
+// forward+backward and distillation step measured 0.99×, 1.22× and 0.91×
+// unsplit/split (ranges 0.97–1.62, 0.83–1.38, 0.81–1.03; 3 alternating
+// rounds), so the split is gone.
 func ForBackend(name string) Options {
 	if name != "go" {
-		return Options{}
+		return Options{FusedAttention: true}
 	}
-	cores := runtime.GOMAXPROCS(0)
-	return Options{ConvIm2Col: true, AttentionChunks: cores, BatchChunks: cores}
+	return Options{ConvIm2Col: true}
 }
 
 // Adapter adds a low-rank update to a Linear or Conv2d layer's output; see
@@ -65,6 +66,8 @@ type Params struct {
 	used     map[string]bool
 	opts     Options
 	adapters func(module string) Adapter
+	// forwardOnly: no gradient is taken through this view (ForwardOnly).
+	forwardOnly bool
 }
 
 // NewParams binds nodes[i] to names[i].
@@ -82,6 +85,17 @@ func NewParams(names []string, nodes []*Node, opts Options) *Params {
 func (p *Params) WithAdapters(lookup func(module string) Adapter) *Params {
 	q := *p
 	q.adapters = lookup
+	return &q
+}
+
+// ForwardOnly returns a view of the same parameters for a pass that takes
+// no gradient (a teacher or target pass, sampling), whose attention may then
+// use the backend's fused forward (Options.FusedAttention). A gradient
+// through such a pass is still right, through the decomposed attention,
+// which it then also computes.
+func (p *Params) ForwardOnly() *Params {
+	q := *p
+	q.forwardOnly = true
 	return &q
 }
 

@@ -101,3 +101,16 @@ func (c *Config) ParamShapes() map[string][]int {
 	p.Conv("conv_out", boc[0], c.OutChannels, c.ConvOutKernel)
 	return p
 }
+
+// NumParams is how many weights (float values) the config's UNet has.
+func (c *Config) NumParams() int {
+	n := 0
+	for _, dims := range c.ParamShapes() {
+		size := 1
+		for _, d := range dims {
+			size *= d
+		}
+		n += size
+	}
+	return n
+}

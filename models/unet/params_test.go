@@ -11,14 +11,7 @@ func TestParameterCounts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		n := 0
-		for _, dims := range cfg.ParamShapes() {
-			size := 1
-			for _, d := range dims {
-				size *= d
-			}
-			n += size
-		}
+		n := cfg.NumParams()
 		t.Logf("%s UNet: %d parameters", name, n)
 		if n != want {
 			t.Errorf("%s: %d parameters, want %d", name, n, want)

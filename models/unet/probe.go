@@ -31,16 +31,20 @@ func RandomInputs(rng *rand.Rand, cfg *Config, batch, size int) HostInputs {
 // every weight in weights.Names() order.
 func CompileProbe(b compute.Backend, cfg *Config, weights *nn.Weights, opts nn.Options, grads bool) (*nn.Program, error) {
 	return nn.Compile(b, []*nn.Weights{weights}, opts, func(g []*nn.Params, in []*Node) []*Node {
-		root := g[0].Root("")
+		params := g[0]
+		if !grads {
+			params = params.ForwardOnly()
+		}
+		root := params.Root("")
 		out := Forward(root, cfg, Inputs{Sample: in[0], Timesteps: in[1], Context: in[2]})
 		loss := ReduceAllMean(Square(out))
 		if !grads {
 			return []*Node{loss}
 		}
-		params := make([]*Node, 0, weights.Len())
+		nodes := make([]*Node, 0, weights.Len())
 		for _, name := range weights.Names() {
-			params = append(params, root.Param(name))
+			nodes = append(nodes, root.Param(name))
 		}
-		return append([]*Node{loss}, Gradient(loss, params...)...)
+		return append([]*Node{loss}, Gradient(loss, nodes...)...)
 	})
 }

@@ -51,7 +51,7 @@ func (r *Runner) Forward(in HostInputs) (*tensors.Tensor, error) {
 			gin.TimestepCond = take(key[0])
 			gin.TextEmbeds = take(key[1])
 			gin.TimeIDs = take(key[2])
-			return []*Node{Forward(groups[0].Root(""), r.model.Config, gin)}
+			return []*Node{Forward(groups[0].ForwardOnly().Root(""), r.model.Config, gin)}
 		})
 		if err != nil {
 			return nil, err

@@ -35,28 +35,7 @@ type model struct {
 // Forward builds the UNet's output (the model prediction, shaped like
 // Sample). It panics on shape errors and missing weights; callers turn
 // panics into errors (backend.Catch).
-//
-// With nn.Options.BatchChunks > 1 the batch runs as that many independent
-// UNet calls on the same weights, their outputs concatenated. Samples never
-// mix, so the result is the same up to float32 rounding (a smaller product
-// may take another matmul kernel), and a backend that runs independent ops
-// at once (the Go backend) runs each part's single-threaded ops on its own
-// core.
 func Forward(s nn.Scope, cfg *Config, in Inputs) *Node {
-	if in.Sample.Rank() != 4 {
-		return forward(s, cfg, in) // which says what shape it wants
-	}
-	parts := nn.Parts(s.Params().Options().BatchChunks, in.Sample.Shape().Dimensions[0])
-	outs := make([]*Node, parts)
-	for c := range parts {
-		cut := func(x *Node) *Node { return nn.BatchPart(x, c, parts) }
-		outs[c] = forward(s, cfg, Inputs{Sample: cut(in.Sample), Timesteps: cut(in.Timesteps), Context: cut(in.Context),
-			TimestepCond: cut(in.TimestepCond), TextEmbeds: cut(in.TextEmbeds), TimeIDs: cut(in.TimeIDs)})
-	}
-	return Concatenate(outs, 0)
-}
-
-func forward(s nn.Scope, cfg *Config, in Inputs) *Node {
 	d := in.Sample.Shape().Dimensions
 	if len(d) != 4 || d[1] != cfg.InChannels {
 		panic(fmt.Errorf("unet: sample shape %v, want [B, %d, H, W]", d, cfg.InChannels))

@@ -108,7 +108,7 @@ func (r *Runner) run(key string, part func() *nn.Weights, chunk int, inputs []*t
 	if !ok {
 		var err error
 		prog, err = nn.Compile(r.backend, []*nn.Weights{part()}, r.opts, func(groups []*nn.Params, xs []*Node) []*Node {
-			return build(groups[0].Root(""), xs)
+			return build(groups[0].ForwardOnly().Root(""), xs)
 		})
 		if err != nil {
 			return nil, fmt.Errorf("vae %s: %w", key, err)

@@ -1,0 +1,94 @@
+package nn
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read as math
+
+	"github.com/golcm/golcm/backend"
+)
+
+// TestGraphFLOPs: products count 2·M·N·K (batch axes included),
+// convolutions 2·|out|·C·kh·kw, fused attention 4·B·h·N·M·d; nodes no
+// output depends on count nothing.
+func TestGraphFLOPs(t *testing.T) {
+	b, _, err := backend.Default("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := NewGraph(b, "flops")
+	param := func(name string, dims ...int) *Node { return Parameter(g, name, shapes.Make(dtypes.Float32, dims...)) }
+	x, y := param("x", 3, 5, 7), param("y", 3, 7, 11)
+	prod := DotGeneral(x, []int{2}, []int{0}, y, []int{1}, []int{0}) // [3,5,11], K=7
+	img, kernel := param("img", 2, 4, 9, 9), param("kernel", 6, 4, 3, 3)
+	conv := Conv2dWith(img, kernel, ConvParams{Stride: 1}, false) // [2,6,7,7]
+	q, k := param("q", 2, 10, 3, 8), param("k", 2, 12, 3, 8)
+	sdpa, _ := BackendFusedScaledDotProductAttention(q, k, k, 1, nil) // BSHD
+	_ = MatMul(param("unused", 100, 100), param("unused2", 100, 100))
+	for _, c := range []struct {
+		name string
+		out  *Node
+		want float64
+	}{
+		{"DotGeneral", prod, 2 * 3 * 5 * 11 * 7},
+		{"ConvGeneral", conv, 2 * (2 * 6 * 7 * 7) * (4 * 3 * 3)},
+		{"FusedSDPA", sdpa, 4 * 2 * 3 * 10 * 12 * 8},
+	} {
+		if got := GraphFLOPs([]*Node{c.out}); got != c.want {
+			t.Errorf("%s: %g FLOPs, want %g", c.name, got, c.want)
+		}
+	}
+}
+
+// TestFusedAttentionMatchesDecomposed: a forward-only view, with
+// FusedAttention (the Go backend's fused forward) or without (products
+// without hand-written gradients), computes the attention of the
+// differentiable lowering, and without ForwardOnly the option changes
+// nothing.
+func TestFusedAttentionMatchesDecomposed(t *testing.T) {
+	b, _, err := backend.Default("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	q, k, v := NormalTensor(rng, 2, 9, 12), NormalTensor(rng, 2, 5, 12), NormalTensor(rng, 2, 5, 12)
+	run := func(fused, forwardOnly bool) ([]float32, float64) {
+		var flops float64
+		exec, err := NewExec(b, func(q, k, v *Node) *Node {
+			p := NewParams(nil, nil, Options{FusedAttention: fused})
+			if forwardOnly {
+				p = p.ForwardOnly()
+			}
+			out := Attention(p.Root(""), q, k, v, 3)
+			flops = GraphFLOPs([]*Node{out})
+			return out
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Exec(q, k, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _, _ := TensorFloat32(out[0])
+		return data, flops
+	}
+	want, wantFLOPs := run(false, false)
+	got, gotFLOPs := run(true, true)
+	if d := maxAbs(got, want); d > 1e-6 {
+		t.Errorf("fused attention differs from the decomposed one by %g", d)
+	}
+	// q·kᵀ and p·v: 2·(2·B·h·N·M·d) either way.
+	if gotFLOPs != wantFLOPs || wantFLOPs != 4*2*3*9*5*4 {
+		t.Errorf("attention FLOPs: fused %g, decomposed %g, want %d", gotFLOPs, wantFLOPs, 4*2*3*9*5*4)
+	}
+	if plain, _ := run(false, true); maxAbs(plain, want) > 1e-6 {
+		t.Errorf("forward-only decomposed attention differs by %g", maxAbs(plain, want))
+	}
+	if _, flops := run(true, false); flops != wantFLOPs {
+		t.Errorf("FusedAttention without ForwardOnly changed the graph")
+	}
+}
