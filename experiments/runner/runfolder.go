@@ -56,7 +56,7 @@ func previousRun(out string, checkpoints bool) ([]string, error) {
 		return nil, err
 	}
 	for _, e := range entries {
-		if n := e.Name(); n == "unet" || n == "model_index.json" || n == exportsDir || loraArtifact(n) {
+		if n := e.Name(); n == "unet" || n == "vae" || n == "model_index.json" || n == exportsDir || loraArtifact(n) {
 			found = append(found, n)
 		}
 	}
@@ -222,11 +222,11 @@ func (r *run) owedValidation(step int) error {
 	if every <= 0 || step == 0 || step%every != 0 {
 		return nil
 	}
-	if _, err := os.Stat(validationGrid(r.spec.Run.OutputDir, "student", step)); err == nil {
+	if _, err := os.Stat(r.task.validationGrid(step)); err == nil {
 		return nil
 	}
 	fmt.Fprintf(r.log, "running the validation of step %d, which the interrupted run did not finish\n", step)
-	return r.validate(step)
+	return r.task.validate(step)
 }
 
 // checkFinite refuses weights holding a NaN or an infinity, naming the
