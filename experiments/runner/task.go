@@ -71,4 +71,6 @@ func (t *lcdTask) validate(step int) error { return t.r.validateLCD(step) }
 func (t *lcdTask) validationGrid(step int) string {
 	return validationGrid(t.r.spec.Run.OutputDir, "student", step)
 }
-func (t *lcdTask) export() error { return t.r.exportWeights(t.r.distiller.Student, t.r.distiller.Target) }
+func (t *lcdTask) export() error {
+	return t.r.exportWeights(t.r.distiller.Student, t.r.distiller.Target)
+}
