@@ -120,12 +120,29 @@ func (r *run) close() {
 }
 
 func (r *run) execute(ctx context.Context) (*Result, error) {
+	if err := r.start(); err != nil {
+		return nil, err
+	}
+	if err := r.loop(ctx); err != nil {
+		return &r.result, err
+	}
+	if err := r.task.export(); err != nil {
+		return &r.result, err
+	}
+	fmt.Fprintf(r.log, "done: %d steps, artifacts in %s\n", r.result.Steps, r.spec.Run.OutputDir)
+	return &r.result, nil
+}
+
+// start brings the run to its next step: backend, run folder, models and
+// compiled step, the checkpoint it resumes from, data, metrics, and a
+// validation the killed run owed.
+func (r *run) start() error {
 	s := r.spec
 	out := s.Run.OutputDir
 	r.result.OutputDir = out
 	b, choice, err := backend.Default(s.Run.Backend)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	r.backend = b
 	r.result.Backend = choice.Config
@@ -137,49 +154,39 @@ func (r *run) execute(ctx context.Context) (*Result, error) {
 	// has loaded (runfolder.go).
 	resumeFrom, err := r.claimRunFolder()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := r.loadTeacher(); err != nil {
-		return nil, err
+		return err
 	}
 	state := State{}
 	r.task = r.newTask()
 	if err := r.task.build(); err != nil {
-		return nil, err
+		return err
 	}
 	resumeDir := ""
 	if len(resumeFrom) > 0 {
 		if state, resumeDir, err = r.restoreNewest(resumeFrom); err != nil {
-			return nil, err
+			return err
 		}
 		fmt.Fprintf(r.log, "resuming from %s at step %d\n", resumeDir, state.Step)
 	}
 	if err := r.takeRunFolder(resumeDir); err != nil {
-		return nil, err
+		return err
 	}
 	r.rng = rand.NewPCG(uint64(s.Run.Seed), 0x6c636d)
 	if state.RNG != nil {
 		if err := r.rng.UnmarshalBinary(state.RNG); err != nil {
-			return nil, fmt.Errorf("checkpoint %s: random state: %w", resumeDir, err)
+			return fmt.Errorf("checkpoint %s: random state: %w", resumeDir, err)
 		}
 	}
 	if err := r.openData(state.Data); err != nil {
-		return nil, err
+		return err
 	}
 	if err := r.openMetrics(state.Step); err != nil {
-		return nil, err
+		return err
 	}
-	if err := r.owedValidation(state.Step); err != nil {
-		return nil, err
-	}
-	if err := r.loop(ctx); err != nil {
-		return &r.result, err
-	}
-	if err := r.task.export(); err != nil {
-		return &r.result, err
-	}
-	fmt.Fprintf(r.log, "done: %d steps, artifacts in %s\n", r.result.Steps, out)
-	return &r.result, nil
+	return r.owedValidation(state.Step)
 }
 
 // loraDropout reports whether the run trains LoRA adapters with dropout.

@@ -97,6 +97,27 @@ func (t *vaeTask) latentDims(B, H, W int) []int {
 
 // next draws the posterior noise of the batch from the run's generator.
 func (t *vaeTask) next(ctx context.Context) (func() (*lcm.StepResult, error), float64, error) {
+	in, lr, err := t.inputs(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	return func() (*lcm.StepResult, error) {
+		res, err := t.tr.Step(in, lr)
+		if err != nil {
+			return nil, fmt.Errorf("vae step %d: %w", t.tr.Steps+1, err)
+		}
+		t.last = map[string]any{}
+		for _, name := range []string{"reconstruction_loss", "kl"} {
+			if v, ok := res.Outputs[name]; ok {
+				t.last[name] = tensors.ToScalar[float32](v)
+			}
+		}
+		return stepResult(res), nil
+	}, lr, nil
+}
+
+// inputs turns the next data batch into the step's named inputs.
+func (t *vaeTask) inputs(ctx context.Context) (map[string]*tensors.Tensor, float64, error) {
 	r := t.r
 	batch, err := r.loader.Next(ctx)
 	if err != nil {
@@ -113,19 +134,7 @@ func (t *vaeTask) next(ctx context.Context) (func() (*lcm.StepResult, error), fl
 		return nil, 0, err
 	}
 	r.dataPos = r.loader.Position()
-	return func() (*lcm.StepResult, error) {
-		res, err := t.tr.Step(in, lr)
-		if err != nil {
-			return nil, fmt.Errorf("vae step %d: %w", t.tr.Steps+1, err)
-		}
-		t.last = map[string]any{}
-		for _, name := range []string{"reconstruction_loss", "kl"} {
-			if v, ok := res.Outputs[name]; ok {
-				t.last[name] = tensors.ToScalar[float32](v)
-			}
-		}
-		return stepResult(res), nil
-	}, lr, nil
+	return in, lr, nil
 }
 
 // images reads the first n images of sources (the training data when
