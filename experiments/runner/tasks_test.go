@@ -5,19 +5,25 @@ import (
 	"errors"
 	"io"
 	"math"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/gomlx/compute"
 	"github.com/gomlx/gomlx/core/tensors"
 
+	"github.com/golcm/golcm/backend"
+	"github.com/golcm/golcm/datasets"
 	"github.com/golcm/golcm/experiments/spec"
+	"github.com/golcm/golcm/lcm"
 	"github.com/golcm/golcm/models/nn"
 	"github.com/golcm/golcm/models/pipeline"
 	"github.com/golcm/golcm/models/unet"
 	"github.com/golcm/golcm/models/vae"
+	"github.com/golcm/golcm/sampling"
 )
 
 // taskSpec is a few-step run of task on golcm's tiny random pipeline
@@ -348,4 +354,193 @@ func TestDiffusionRunResumesBitExactly(t *testing.T) {
 // repeats the uninterrupted run.
 func TestVAERunResumesBitExactly(t *testing.T) {
 	checkTaskResumes(t, t.TempDir(), "vae", "vae.from_scratch=true", "vae.kl_weight=0.001")
+}
+
+// TestDiffusionExportSamplesWithDDIM: a diffusion run exports a
+// StableDiffusionPipeline folder with a DDIMScheduler whose unet/ holds the
+// EMA weights of the final checkpoint; golcm loads it on its own and samples
+// it with DDIM and classifier-free guidance; validation wrote its grid.
+func TestDiffusionExportSamplesWithDDIM(t *testing.T) {
+	root := t.TempDir()
+	out := filepath.Join(root, "out")
+	s := taskSpec(t, root, out, "diffusion", "optim.max_train_steps=2", "diffusion.use_ema=true",
+		"diffusion.ema_use_warmup=true", "diffusion.proportion_empty_prompts=0.2", "run.validation_every=2",
+		`run.validation_prompts=["a red circle", "a blue square"]`, "run.validation_inference_steps=[2]")
+	res, err := Run(context.Background(), s, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "validation", "unet-step-00000002.png")); err != nil {
+		t.Errorf("validation grid: %v", err)
+	}
+	checkModelIndex(t, out, "StableDiffusionPipeline", map[string][]any{
+		"unet": {"diffusers", "UNet2DConditionModel"}, "scheduler": {"diffusers", "DDIMScheduler"},
+		"vae": {"diffusers", "AutoencoderKL"}, "text_encoder": {"transformers", "CLIPTextModel"},
+		"tokenizer": {"transformers", "CLIPTokenizer"},
+	})
+	p, err := pipeline.Load(out, "", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck, _, err := loadCheckpoint(res.Checkpoint, []string{"ema", "unet"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	differs := false
+	for _, name := range ck["ema"].Names() {
+		want, _, _ := ck["ema"].Float32(name)
+		raw, _, _ := ck["unet"].Float32(name)
+		got, _, err := p.UNet.Weights.Float32(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := maxDiff(got, want); d != 0 {
+			t.Fatalf("exported unet %s differs from the EMA weights by %g", name, d)
+		}
+		differs = differs || maxDiff(raw, want) != 0
+	}
+	if !differs {
+		t.Error("the EMA weights equal the trained ones: the test cannot tell which was exported")
+	}
+	sched, err := lcm.ReadSchedulerConfig(p.SchedulerConfig)
+	if err != nil || sched.ClassName != "DDIMScheduler" || sched.PredictionType != "epsilon" || sched.BetaSchedule != "scaled_linear" {
+		t.Errorf("exported scheduler %+v (%v)", sched, err)
+	}
+	sm, err := sampling.NewSampler(backendFor(t), p, nil, nil, nn.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := sm.Sample(sampling.SampleRequest{Prompts: []string{"a red circle", "a blue square"}, Steps: 3, Guidance: 3,
+		Seed: 1, Scheduler: "ddim"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Images) != 2 || got.Width != 64 || got.Height != 64 {
+		t.Fatalf("sampled %d images of %dx%d, want 2 of 64x64", len(got.Images), got.Width, got.Height)
+	}
+	for i, v := range got.Pixels {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			t.Fatalf("pixel %d is %v", i, v)
+		}
+	}
+}
+
+// TestVAEExportRoundTrips: a vae run exports vae/ in diffusers' layout
+// holding the final checkpoint's weights and scaling_factor = 1/std of the
+// latents; ExportCheckpoint writes the same from the checkpoint; the
+// validation PSNR is the mean PSNR of the validation images' reconstructions
+// computed here with the exported VAE.
+func TestVAEExportRoundTrips(t *testing.T) {
+	root := t.TempDir()
+	out := filepath.Join(root, "out")
+	s := taskSpec(t, root, out, "vae", "optim.max_train_steps=4", "run.validation_every=4", "vae.validation_images=5",
+		"vae.scaling_images=8")
+	res, err := Run(context.Background(), s, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "validation", "vae-step-00000004.png")); err != nil {
+		t.Errorf("validation grid: %v", err)
+	}
+	m, err := vae.Load(filepath.Join(out, "vae"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck, _, err := loadCheckpoint(res.Checkpoint, []string{"vae"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range ck["vae"].Names() {
+		want, _, _ := ck["vae"].Float32(name)
+		got, _, err := m.Weights.Float32(name)
+		if err != nil || maxDiff(got, want) != 0 {
+			t.Fatalf("exported %s differs from the checkpoint (%v)", name, err)
+		}
+	}
+
+	// The validation images: the first 5 of the generated data, in stream order (the seed orders
+	// the files).
+	cfg := s.Data.Config
+	cfg.Seed = s.Run.Seed
+	cfg.Sources, cfg.Format, cfg.ShuffleBuffer, cfg.Epochs, cfg.BatchSize = []string{filepath.Join(out, "synthetic")}, "imagefolder", 0, 1, 8
+	loader, err := datasets.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := loader.Next(context.Background())
+	loader.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := backendFor(t)
+	vr := vae.NewRunner(b, m, nn.Options{})
+	pixels := tensors.FromFlatDataAndDimensions(batch.Pixels, len(batch.Captions), 3, 64, 64)
+	post, err := vr.Encode(pixels, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recon, err := vr.Decode(post.Mean, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, y := batch.Pixels, hostFloats(t, recon)
+
+	per := 3 * 64 * 64
+	var psnr float64
+	for i := range 5 {
+		var sse float64
+		for j := i * per; j < (i+1)*per; j++ {
+			d := float64(min(max(y[j], -1), 1)) - float64(x[j])
+			sse += d * d
+		}
+		psnr += 10 * math.Log10(4/(sse/float64(per))) / 5
+	}
+	if got := res.Metrics["validation_psnr"]; math.Abs(got-psnr) > 1e-4 {
+		t.Errorf("validation PSNR %v, computed here %v", got, psnr)
+	}
+
+	// The latents of the 8 training images have expected variance var(mean) + E[exp(logvar)]
+	// over their posterior samples; the export's sample std estimates its root (2048 values: a
+	// few percent of sampling error).
+	mean, logVar := hostFloats(t, post.Mean), hostFloats(t, post.LogVar)
+	all, err := vr.Encode(tensors.FromFlatDataAndDimensions(batch.Pixels, 8, 3, 64, 64), 0)
+	if err == nil {
+		mean, logVar = hostFloats(t, all.Mean), hostFloats(t, all.LogVar)
+	}
+	var mu, ev float64
+	for i := range mean {
+		mu += float64(mean[i]) / float64(len(mean))
+		ev += math.Exp(float64(logVar[i])) / float64(len(mean))
+	}
+	var vm float64
+	for _, v := range mean {
+		vm += (float64(v) - mu) * (float64(v) - mu) / float64(len(mean))
+	}
+	wantStd := math.Sqrt(vm + ev)
+	if got := 1 / m.Config.ScalingFactor; math.Abs(got-wantStd) > 0.05*wantStd || math.Abs(res.Metrics["scaling_factor"]-m.Config.ScalingFactor) > 1e-12 {
+		t.Errorf("scaling_factor %v: latent std %v, expected about %v", m.Config.ScalingFactor, got, wantStd)
+	}
+	t.Logf("validation PSNR %.3f dB; scaling_factor %.4f (std %.4f, expected %.4f)", psnr, m.Config.ScalingFactor, 1/m.Config.ScalingFactor, wantStd)
+
+	// The checkpoint exports to the same vae/.
+	again := filepath.Join(root, "again")
+	if _, err := ExportCheckpoint(res.Checkpoint, again, quiet()); err != nil {
+		t.Fatal(err)
+	}
+	m2, err := vae.Load(filepath.Join(again, "vae"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m2.Config.ScalingFactor != m.Config.ScalingFactor {
+		t.Errorf("ExportCheckpoint's scaling_factor %v, the run's %v", m2.Config.ScalingFactor, m.Config.ScalingFactor)
+	}
+}
+
+func backendFor(t *testing.T) compute.Backend {
+	t.Helper()
+	b, _, err := backend.Default("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
