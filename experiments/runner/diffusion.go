@@ -106,17 +106,7 @@ func (t *diffusionTask) metrics() map[string]any { return nil }
 // next draws, in this order: the timesteps, the caption-dropout draws, the
 // noise, the VAE posterior noise, the offset noise and the perturbation.
 func (t *diffusionTask) next(ctx context.Context) (func() (*lcm.StepResult, error), float64, error) {
-	in, lr, err := t.inputs(ctx)
-	if err != nil {
-		return nil, 0, err
-	}
-	return func() (*lcm.StepResult, error) {
-		res, err := t.tr.Step(in, lr)
-		if err != nil {
-			return nil, fmt.Errorf("diffusion step %d: %w", t.tr.Steps+1, err)
-		}
-		return stepResult(res), nil
-	}, lr, nil
+	return trainerStep(ctx, "diffusion", t.tr, t.inputs, nil)
 }
 
 // inputs turns the next data batch into the step's named inputs.
@@ -180,10 +170,26 @@ func (t *diffusionTask) inputs(ctx context.Context) (map[string]*tensors.Tensor,
 func vec(x []float32) *tensors.Tensor { return tensors.FromFlatDataAndDimensions(x, len(x)) }
 func ints(x []int64) *tensors.Tensor  { return tensors.FromFlatDataAndDimensions(x, len(x)) }
 
-// stepResult is a trainer's result in the form the loop and Options.OnStep
-// take.
-func stepResult(res *train.Result) *lcm.StepResult {
-	return &lcm.StepResult{Applied: res.Applied, Loss: res.Loss, GradNorm: res.GradNorm, WeightsFinite: res.WeightsFinite}
+// trainerStep is task.next for a task on a train.Trainer: inputs draws
+// the batch; after, when set, reads the step's result. The result is given
+// in the form the loop and Options.OnStep take.
+func trainerStep(ctx context.Context, name string, tr *train.Trainer,
+	inputs func(context.Context) (map[string]*tensors.Tensor, float64, error), after func(*train.Result),
+) (func() (*lcm.StepResult, error), float64, error) {
+	in, lr, err := inputs(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	return func() (*lcm.StepResult, error) {
+		res, err := tr.Step(in, lr)
+		if err != nil {
+			return nil, fmt.Errorf("%s step %d: %w", name, tr.Steps+1, err)
+		}
+		if after != nil {
+			after(res)
+		}
+		return &lcm.StepResult{Applied: res.Applied, Loss: res.Loss, GradNorm: res.GradNorm, WeightsFinite: res.WeightsFinite}, nil
+	}, lr, nil
 }
 
 // exported is the UNet the run exports and validates: the EMA weights with

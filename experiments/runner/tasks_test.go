@@ -24,6 +24,7 @@ import (
 	"github.com/golcm/golcm/models/unet"
 	"github.com/golcm/golcm/models/vae"
 	"github.com/golcm/golcm/sampling"
+	"github.com/golcm/golcm/train"
 )
 
 // taskSpec is a few-step run of task on golcm's tiny random pipeline
@@ -59,6 +60,26 @@ func startRun(t *testing.T, s spec.Spec) *run {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// firstStep runs a task's first step on its own: the batch inputs draws,
+// the trained weights before the step, and the step's result.
+func firstStep(t *testing.T, tr *train.Trainer, inputs func(context.Context) (map[string]*tensors.Tensor, float64, error),
+) (map[string]*tensors.Tensor, *nn.Weights, *train.Result) {
+	t.Helper()
+	in, lr, err := inputs(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := tr.Trained.Clone()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := tr.Step(in, lr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in, before, res
 }
 
 func hostFloats(t *testing.T, x *tensors.Tensor) []float32 {
@@ -105,18 +126,7 @@ func TestDiffusionLossMatchesHandComputation(t *testing.T) {
 				"data.batch_size=4", "run.seed=3") // seed 3 draws t = 125, where snr > 5
 			r := startRun(t, s)
 			task := r.task.(*diffusionTask)
-			in, lr, err := task.inputs(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			before, err := task.tr.Trained.Clone()
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := task.tr.Step(in, lr)
-			if err != nil {
-				t.Fatal(err)
-			}
+			in, before, res := firstStep(t, task.tr, task.inputs)
 
 			x0, eps := hostFloats(t, in["latents"]), hostFloats(t, in["noise"])
 			ts, _ := tensors.CopyFlatData[int64](in["timesteps"])
@@ -205,18 +215,7 @@ func TestVAELossMatchesHandComputation(t *testing.T) {
 			s := taskSpec(t, root, filepath.Join(root, rec), "vae", "vae.reconstruction="+rec, "vae.kl_weight="+formatG(klWeight))
 			r := startRun(t, s)
 			task := r.task.(*vaeTask)
-			in, lr, err := task.inputs(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			before, err := task.tr.Trained.Clone()
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := task.tr.Step(in, lr)
-			if err != nil {
-				t.Fatal(err)
-			}
+			in, before, res := firstStep(t, task.tr, task.inputs)
 			m := &vae.Model{Config: task.model.Config, Weights: before}
 			vr := vae.NewRunner(r.backend, m, r.nnOpts)
 			post, err := vr.Encode(in["pixels"], 0)

@@ -97,23 +97,14 @@ func (t *vaeTask) latentDims(B, H, W int) []int {
 
 // next draws the posterior noise of the batch from the run's generator.
 func (t *vaeTask) next(ctx context.Context) (func() (*lcm.StepResult, error), float64, error) {
-	in, lr, err := t.inputs(ctx)
-	if err != nil {
-		return nil, 0, err
-	}
-	return func() (*lcm.StepResult, error) {
-		res, err := t.tr.Step(in, lr)
-		if err != nil {
-			return nil, fmt.Errorf("vae step %d: %w", t.tr.Steps+1, err)
-		}
+	return trainerStep(ctx, "vae", t.tr, t.inputs, func(res *train.Result) {
 		t.last = map[string]any{}
 		for _, name := range []string{"reconstruction_loss", "kl"} {
 			if v, ok := res.Outputs[name]; ok {
 				t.last[name] = tensors.ToScalar[float32](v)
 			}
 		}
-		return stepResult(res), nil
-	}, lr, nil
+	})
 }
 
 // inputs turns the next data batch into the step's named inputs.
