@@ -249,13 +249,23 @@ func (t *diffusionTask) validate(step int) error {
 // schedulerConfig is the exported pipeline's scheduler: diffusers'
 // DDIMScheduler on the teacher's noise schedule, with the prediction type
 // trained (the script registers --prediction_type into the scheduler it
-// saves).
-func (t *diffusionTask) schedulerConfig() lcm.SchedulerConfig {
+// saves), without LCMScheduler's own keys.
+func (t *diffusionTask) schedulerConfig() map[string]any {
 	cfg := t.r.schedCfg
-	cfg.Path = ""
 	cfg.ClassName = "DDIMScheduler"
 	cfg.PredictionType = string(t.obj.PredictionType)
-	return cfg
+	var m map[string]any
+	data, err := json.Marshal(cfg)
+	if err == nil {
+		err = json.Unmarshal(data, &m)
+	}
+	if err != nil {
+		panic(fmt.Errorf("scheduler config: %w", err)) // plain data: cannot fail
+	}
+	delete(m, "original_inference_steps")
+	delete(m, "timestep_scaling")
+	m["_diffusers_version"] = "0.26.3"
+	return m
 }
 
 // export writes a self-contained StableDiffusionPipeline folder: unet/
