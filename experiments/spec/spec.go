@@ -1,4 +1,5 @@
-// Package spec is golcm's experiment DSL: one typed Spec describes one distillation run, Default is
+// Package spec is golcm's experiment DSL: one typed Spec describes one training run (a distillation,
+// a teacher's diffusion training or a VAE's: the task key, tasks.go), Default is
 // the single source of defaults, and Load/Parse read a TOML file plus `-set section.key=value`
 // overrides through the same strict decoding and Validate.
 //
