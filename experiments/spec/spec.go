@@ -278,12 +278,14 @@ type RunSpec struct {
 	// jungle, a mountain lake at sunset).
 	ValidationPrompts []string `toml:"validation_prompts"`
 	// ValidationInferenceSteps are the LCM sampler step counts (num_inference_steps) tried at each
-	// validation, each between 1 and num_ddim_timesteps. Default [4].
+	// validation, each between 1 and num_ddim_timesteps; for task = "diffusion" the DDIM step
+	// counts, 1 to 1000. Default [4].
 	ValidationInferenceSteps []int `toml:"validation_inference_steps"`
 	// ValidationGuidance is the pipeline guidance_scale, with diffusers' StableDiffusionPipeline
 	// meaning: a full student (guidance embedding) gets w = guidance - 1 embedded and no CFG; a LoRA
 	// student gets classifier-free guidance when guidance > 1 (the LoRA scripts use 1 for SD, 0 for
-	// SDXL). Default 7.5 (the SD pipeline's; SDXL's is 5).
+	// SDXL); task = "diffusion" samples with classifier-free guidance at this scale. Default 7.5
+	// (the SD pipeline's; SDXL's is 5).
 	ValidationGuidance float64 `toml:"validation_guidance"`
 	// ValidationSeed seeds the validation noise, so every validation of a run is comparable.
 	// Default 0.
