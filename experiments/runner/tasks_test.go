@@ -543,3 +543,48 @@ func backendFor(t *testing.T) compute.Backend {
 	}
 	return b
 }
+
+// TestScratchUNetArchitectures: a from-scratch UNet takes its architecture
+// from the pipeline, a preset (with the pipeline's latent channels) or a
+// config.json file, and its weights from the seed alone.
+func TestScratchUNetArchitectures(t *testing.T) {
+	root := t.TempDir()
+	p := filepath.Join(root, "pipeline")
+	if err := pipeline.InitFashion(p, 1); err != nil {
+		t.Fatal(err)
+	}
+	pipe, err := pipeline.Load(p, "", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := scratchUNet("", pipe.UNet, 4, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := scratchUNet(filepath.Join(p, "unet", "config.json"), pipe.UNet, 4, 9)
+	preset, err := scratchUNet("tiny", pipe.UNet, 4, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again == nil || preset.Config.InChannels != 4 || preset.Config.OutChannels != 4 || len(preset.Config.BlockOutChannels) != 2 {
+		t.Fatalf("config file %v; preset tiny: %+v", again, preset.Config)
+	}
+	for _, m := range []*unet.Model{own, again, preset} {
+		if err := m.CheckWeights(); err != nil {
+			t.Error(err)
+		}
+		if err := pipe.CheckUNet(m); err != nil {
+			t.Error(err)
+		}
+	}
+	name := own.Weights.Names()[0]
+	a, _, _ := own.Weights.Float32(name)
+	b, _, _ := again.Weights.Float32(name)
+	orig, _, _ := pipe.UNet.Weights.Float32(name)
+	if maxDiff(a, b) != 0 || maxDiff(a, orig) == 0 {
+		t.Errorf("%s: the same seed and architecture gave different weights, or the pipeline's own", name)
+	}
+	if _, err := scratchUNet("no-such-preset", pipe.UNet, 4, 9); err == nil || !strings.Contains(err.Error(), "neither a preset") {
+		t.Errorf("unknown architecture: %v", err)
+	}
+}
