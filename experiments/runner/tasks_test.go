@@ -521,6 +521,17 @@ func TestVAEExportRoundTrips(t *testing.T) {
 	}
 	t.Logf("validation PSNR %.3f dB; scaling_factor %.4f (std %.4f, expected %.4f)", psnr, m.Config.ScalingFactor, 1/m.Config.ScalingFactor, wantStd)
 
+	// All 8 images of the data, in batches of data.batch_size, the last one short: no image is
+	// left out for not filling a batch.
+	s.Data.BatchSize = 3
+	imgs, _, err := (&vaeTask{r: &run{spec: s}}).images(nil, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(imgs) != 3 || len(imgs[2]) != 2*per {
+		t.Errorf("read %d batches of validation images (last of %d values), want 3, the last of 2 images", len(imgs), len(imgs[len(imgs)-1]))
+	}
+
 	// The checkpoint exports to the same vae/.
 	again := filepath.Join(root, "again")
 	if _, err := ExportCheckpoint(res.Checkpoint, again, quiet()); err != nil {

@@ -138,8 +138,10 @@ func (t *vaeTask) images(sources []string, n int) ([][]float32, []int, error) {
 	if len(sources) > 0 {
 		cfg.Sources, cfg.Format = sources, t.r.spec.Data.Format
 	}
-	cfg.ShuffleBuffer, cfg.RandomFlip, cfg.Epochs = 0, false, 1
-	cfg.BatchSize = min(cfg.BatchSize, n)
+	// One image per loader batch, since a loader drops its last partial
+	// batch; they are grouped into batches of data.batch_size here.
+	batch := min(cfg.BatchSize, n)
+	cfg.ShuffleBuffer, cfg.RandomFlip, cfg.Epochs, cfg.BatchSize = 0, false, 1, 1
 	loader, err := datasets.New(cfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("vae images: %w", err)
@@ -147,7 +149,7 @@ func (t *vaeTask) images(sources []string, n int) ([][]float32, []int, error) {
 	defer loader.Close()
 	var out [][]float32
 	var hw []int
-	for got := 0; got < n; {
+	for got := 0; got < n; got++ {
 		b, err := loader.Next(context.Background())
 		if errors.Is(err, io.EOF) {
 			break
@@ -155,10 +157,11 @@ func (t *vaeTask) images(sources []string, n int) ([][]float32, []int, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("vae images: %w", err)
 		}
-		k := min(len(b.Captions), n-got)
-		out = append(out, b.Pixels[:k*3*b.Height*b.Width])
 		hw = []int{b.Height, b.Width}
-		got += k
+		if got%batch == 0 {
+			out = append(out, make([]float32, 0, batch*len(b.Pixels)))
+		}
+		out[len(out)-1] = append(out[len(out)-1], b.Pixels...)
 	}
 	if len(out) == 0 {
 		return nil, nil, fmt.Errorf("vae images: no images in %v", cfg.Sources)
