@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/golcm/golcm/experiments/spec"
+	"github.com/golcm/golcm/internal/golden"
 )
 
 // writeMixedAspectFolder writes an image folder of n images, 1:1 at indices 1, 4 and 6 and 2:1 at
@@ -74,4 +75,29 @@ func TestBucketSidesMustFitTheModel(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "data.buckets: training size 96x40 is not a multiple of 16") {
 		t.Errorf("Run with a 96x40 bucket: %v, want a data.buckets error", err)
 	}
+}
+
+// TestSDXLBucketedRun: the SDXL step takes batches of two bucket shapes, with time_ids from each
+// sample's crop and bucket.
+func TestSDXLBucketedRun(t *testing.T) {
+	dir := filepath.Join(golden.Dir(), "tiny-sdxl")
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("fixture pipeline %s not found (set %s): %v", dir, golden.EnvDir, err)
+	}
+	root := t.TempDir()
+	images := filepath.Join(root, "images")
+	writeMixedAspectFolder(t, images, 7)
+	s := tinySpec(t, dir, filepath.Join(root, "out"))
+	s.Model.InitTiny = false
+	s.Data.Generate, s.Data.Sources, s.Data.ShuffleBuffer = 0, []string{images}, 0
+	s.Data.Buckets = []string{"64x64", "96x48"}
+	s.Optim.MaxTrainSteps = 3 // 2:1, 1:1, 2:1
+	res, err := Run(t.Context(), s, Options{Log: io.Discard, NoProgress: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Losses) != 3 {
+		t.Errorf("%d steps, want 3", len(res.Losses))
+	}
+	t.Logf("losses %v", res.Losses)
 }
