@@ -1,13 +1,9 @@
 package datasets
 
 import (
-	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"image"
 	"image/color"
-	"io"
 	"math"
 	"path/filepath"
 	"reflect"
@@ -211,49 +207,17 @@ func TestBucketsResumeKeepsBatches(t *testing.T) {
 	}
 	cfg := Config{Sources: []string{filepath.Join(dir, "{a,b,c}.tar")}, Buckets: []string{"16x16", "24x12", "12x24"},
 		BatchSize: 5, ShuffleBuffer: 5, Seed: 3, Epochs: 3, RandomFlip: true, Workers: 2}
-	l := mustLoader(t, cfg)
-	var full []*Batch
-	positions := []Position{l.Position()}
+	full, positions, final := checkResumes(t, "buckets", cfg)
 	queued := 0
-	for {
-		b, err := l.Next(context.Background())
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		full = append(full, b)
-		positions = append(positions, l.Position())
-		for _, q := range l.Position().Queues {
+	for _, p := range positions {
+		for _, q := range p.Queues {
 			queued += len(q)
 		}
 	}
-	final := l.Stats()
 	if len(full) < 8 || queued == 0 || final.Drops["partial_batch"] == 0 || final.Drops["missing_caption"] == 0 ||
 		final.Drops["undecodable_image"] == 0 {
 		t.Fatalf("%d batches, %d queued samples over all positions, drops %v: the fixture does not exercise resuming bucket queues",
 			len(full), queued, final.Drops)
-	}
-	for k, pos := range positions {
-		js, _ := json.Marshal(pos)
-		var saved Position
-		if err := json.Unmarshal(js, &saved); err != nil {
-			t.Fatal(err)
-		}
-		r, err := NewAt(cfg, saved)
-		if err != nil {
-			t.Fatalf("NewAt(%s): %v", pos, err)
-		}
-		if got, want := batchLines(collect(t, r)), batchLines(full[k:]); !reflect.DeepEqual(got, want) {
-			t.Fatalf("resumed after batch %d:\n got %q\nwant %q", k, got, want)
-		}
-		s := r.Stats()
-		if s.Read != final.Read || s.Delivered != final.Delivered || s.Batches != final.Batches ||
-			!reflect.DeepEqual(s.Drops, final.Drops) || !reflect.DeepEqual(s.Kinds, final.Kinds) {
-			t.Errorf("resumed after batch %d ends with %s, uninterrupted with %s", k, s, final)
-		}
-		r.Close()
 	}
 	other := cfg
 	other.Buckets = []string{"16x16", "12x24", "24x12"}
