@@ -71,7 +71,7 @@ type Loader struct {
 	fingerprint string
 	tf          transformSpec
 	buckets     []Bucket // nil without multi-aspect training
-	verifyOnly  bool     // decode to check the image, skip the transform (ConvertToWebDataset)
+	mode        loadMode
 
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -105,20 +105,41 @@ type Loader struct {
 	emptyCaptions int64
 }
 
+// loadMode is what a loader does with each image.
+type loadMode int
+
+const (
+	loadPixels    loadMode = iota // decode, resize, crop, flip: training batches
+	loadVerify                    // decode to check the image, skip the transform (ConvertToWebDataset)
+	loadPlacement                 // read the size from the header and place the crop, no pixels (NewPlacementsAt)
+)
+
 // New opens the sources and starts reading from the beginning.
-func New(cfg Config) (*Loader, error) { return open(cfg, nil, false) }
+func New(cfg Config) (*Loader, error) { return open(cfg, nil, loadPixels) }
 
 // NewAt opens the sources and resumes right after the last sample of the batch whose Position was
 // saved: the batches that follow are exactly those an uninterrupted run would have produced. The zero
 // Position (no checkpoint yet) starts from the beginning, as New does.
 func NewAt(cfg Config, pos Position) (*Loader, error) {
-	if pos.Fingerprint == "" {
-		return open(cfg, nil, false)
-	}
-	return open(cfg, &pos, false)
+	return openAt(cfg, pos, loadPixels)
 }
 
-func open(cfg Config, pos *Position, verifyOnly bool) (*Loader, error) {
+// NewPlacementsAt is NewAt without pixels: each sample's bucket, crop, flip and caption are those
+// NewAt's loader gives it, the size read from the image header, no image decoded (Batch.Pixels and
+// Sample.Pixels are nil). Its batches and Positions are NewAt's as long as every image that has a
+// readable header decodes: the stream that outputs cached per sample (latentcache) are read along.
+func NewPlacementsAt(cfg Config, pos Position) (*Loader, error) {
+	return openAt(cfg, pos, loadPlacement)
+}
+
+func openAt(cfg Config, pos Position, mode loadMode) (*Loader, error) {
+	if pos.Fingerprint == "" {
+		return open(cfg, nil, mode)
+	}
+	return open(cfg, &pos, mode)
+}
+
+func open(cfg Config, pos *Position, mode loadMode) (*Loader, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -144,7 +165,7 @@ func open(cfg Config, pos *Position, verifyOnly bool) (*Loader, error) {
 		cfg: cfg, shards: shards, format: format, fingerprint: fingerprint(cfg, shards, format, buckets),
 		tf:      transformSpec{res: cfg.Resolution, buckets: buckets, filter: filter, center: cfg.CenterCrop, flip: cfg.RandomFlip},
 		buckets: buckets, queues: make([][]Sample, max(len(buckets), 1)),
-		verifyOnly: verifyOnly, ctx: ctx, cancel: cancel,
+		mode: mode, ctx: ctx, cancel: cancel,
 		pending: make(chan *item, 2*cfg.Workers+2), jobs: make(chan *item, cfg.Workers),
 		folders: map[int][]folderEntry{}, lastErrors: map[string]string{}, kinds: map[string]int64{},
 	}
@@ -338,12 +359,12 @@ func (l *Loader) assemble(q int) *Batch {
 	k := l.cfg.BatchSize
 	b := &Batch{Samples: l.queues[q][:k:k], Height: size.H, Width: size.W}
 	l.queues[q] = append([]Sample(nil), l.queues[q][k:]...)
-	if !l.verifyOnly {
+	if l.mode == loadPixels {
 		b.Pixels = make([]float32, n*len(b.Samples))
 	}
 	for i := range b.Samples {
 		s := &b.Samples[i]
-		if !l.verifyOnly {
+		if l.mode == loadPixels {
 			dst := b.Pixels[i*n : (i+1)*n]
 			copy(dst, s.Pixels)
 			l.putPixels(s.Pixels)
@@ -377,20 +398,35 @@ func (l *Loader) process(it *item) {
 	r := it.raw
 	rnd := newSampleRand(l.cfg.Seed, it.snap.epoch, r.shard, r.offset)
 	caption := chooseCaption(r.captions, rnd)
-	img, format, err := decodeRGB(r.image)
-	if err != nil {
-		it.err = fmt.Errorf("%s in %s: %w", r.key, l.shards[r.shard], err)
-		return
+	var img rgbImage
+	format := sniffFormat(r.image)
+	var w, h int
+	ok := false
+	if l.mode == loadPlacement {
+		w, h, ok = imageDims(r.image)
 	}
-	s := Sample{Key: r.key, Caption: caption, Source: l.shards[r.shard], OriginalH: img.h, OriginalW: img.w, Kind: format,
+	if !ok {
+		var err error
+		if img, format, err = decodeRGB(r.image); err != nil {
+			it.err = fmt.Errorf("%s in %s: %w", r.key, l.shards[r.shard], err)
+			return
+		}
+		w, h = img.w, img.h
+	}
+	s := Sample{Key: r.key, Caption: caption, Source: l.shards[r.shard], OriginalH: h, OriginalW: w, Kind: format,
 		id: sampleID{it.snap.epoch, r.shard, r.offset}}
-	if l.verifyOnly {
+	var p placement
+	switch l.mode {
+	case loadVerify:
 		s.raw = r
 		it.sample = s
 		return
+	case loadPlacement:
+		p = l.tf.place(w, h, rnd)
+	default:
+		s.Pixels, p = l.tf.apply(img, rnd, l.getPixels())
 	}
-	px, p := l.tf.apply(img, rnd, l.getPixels())
-	s.Pixels, s.CropTop, s.CropLeft, s.Flipped = px, p.top, p.left, p.flipped
+	s.CropTop, s.CropLeft, s.Flipped = p.top, p.left, p.flipped
 	if l.buckets != nil {
 		s.bucket = slices.Index(l.buckets, p.bucket)
 	}
