@@ -27,6 +27,15 @@ type Config struct {
 	// cropped (experiments also need a multiple of 8, the VAE factor). Default 512 (the SDXL scripts
 	// use 1024).
 	Resolution int `toml:"resolution"`
+	// Buckets turns on multi-aspect training: a list of "WIDTHxHEIGHT" sizes (["1024x1024",
+	// "1152x896", "896x1152"]) or ["auto"], the set for the area resolution² with sides multiples of
+	// bucket_step and aspect ratios from 1:4 to 4:1 (SDXL's training buckets at resolution 1024).
+	// Each sample goes to the bucket nearest its aspect ratio, is resized to cover it and cropped to
+	// it (center_crop and random_flip apply); each batch holds samples of one bucket. Default [] (off:
+	// square resolution crops).
+	Buckets []string `toml:"buckets"`
+	// BucketStep is the multiple of which the sides of generated ("auto") buckets are. Default 64.
+	BucketStep int `toml:"bucket_step"`
 	// CenterCrop crops the center instead of a random window. diffusers' WebDataset scripts accept
 	// and ignore the flag; golcm honours it for every format. Default false.
 	CenterCrop bool `toml:"center_crop"`
@@ -95,6 +104,7 @@ func DefaultConfig() Config {
 	return Config{
 		Format:              FormatAuto,
 		Resolution:          512,
+		BucketStep:          64, // SDXL's buckets
 		Interpolation:       "bilinear",
 		BatchSize:           16, // diffusers' LCD scripts' --train_batch_size
 		ShuffleBuffer:       1000,
@@ -133,7 +143,7 @@ func (c Config) withDefaults() (Config, error) {
 			*f.field = f.def
 		}
 	}
-	for _, f := range []struct{ field, def *int }{{&c.Resolution, &d.Resolution}, {&c.BatchSize, &d.BatchSize},
+	for _, f := range []struct{ field, def *int }{{&c.Resolution, &d.Resolution}, {&c.BatchSize, &d.BatchSize}, {&c.BucketStep, &d.BucketStep},
 		{&c.MaxConsecutiveDrops, &d.MaxConsecutiveDrops}} {
 		if *f.field == 0 {
 			*f.field = *f.def
@@ -158,7 +168,7 @@ func (c Config) withDefaults() (Config, error) {
 	for _, f := range []struct {
 		name string
 		v    int
-	}{{"resolution", c.Resolution}, {"batch_size", c.BatchSize}, {"workers", c.Workers},
+	}{{"resolution", c.Resolution}, {"batch_size", c.BatchSize}, {"workers", c.Workers}, {"bucket_step", c.BucketStep},
 		{"max_consecutive_drops", c.MaxConsecutiveDrops}} {
 		if f.v < 1 {
 			return c, fmt.Errorf("datasets config: %s is %d, want at least 1", f.name, f.v)
@@ -175,6 +185,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxWatermark < 0 {
 		return c, fmt.Errorf("datasets config: max_watermark is %g, want 0 (off) or more", c.MaxWatermark)
+	}
+	if _, err := c.bucketSizes(); err != nil {
+		return c, err
 	}
 	if len(c.Sources) == 0 {
 		return c, fmt.Errorf("datasets config: no sources")

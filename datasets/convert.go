@@ -26,7 +26,7 @@ func ConvertToWebDataset(src Config, outPattern string, samplesPerShard int) (St
 		return Stats{}, err
 	}
 	src.ShuffleBuffer, src.Epochs, src.BatchSize, src.RandomFlip = 0, 1, 1, false
-	l, err := open(src, nil, true)
+	l, err := open(src, nil, loadVerify)
 	if err != nil {
 		return Stats{}, err
 	}

@@ -42,6 +42,7 @@ const gridMax = 64
 // to gridPNG (skipped when ""). The report holds the counts even when the loader fails.
 func Inspect(cfg Config, n int, gridPNG string) (Report, error) {
 	cfg.ShuffleBuffer, cfg.Epochs, cfg.BatchSize, cfg.RandomFlip = 0, 1, 1, false
+	cfg.Buckets = nil // the grid's thumbnails are square
 	l, err := New(cfg)
 	if err != nil {
 		return Report{}, err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -23,10 +24,16 @@ type Sample struct {
 	Flipped              bool
 	Kind                 string // image format: jpeg, png or webp
 
-	raw *rawSample // kept for ConvertToWebDataset only
+	raw    *rawSample // kept for ConvertToWebDataset only
+	id     sampleID   // where it came from, for a Position's bucket queues
+	bucket int        // index in the loader's buckets (0 without buckets)
 }
 
-// Batch is BatchSize samples with their pixels stacked.
+// sampleID is a sample's identity in one epoch: what its randomness derives from.
+type sampleID struct{ epoch, shard, offset int }
+
+// Batch is BatchSize samples with their pixels stacked; with buckets, all from one bucket, whose size
+// Height and Width are.
 type Batch struct {
 	Samples       []Sample
 	Pixels        []float32 // B×3×Height×Width
@@ -63,7 +70,8 @@ type Loader struct {
 	format      string
 	fingerprint string
 	tf          transformSpec
-	verifyOnly  bool // decode to check the image, skip the transform (ConvertToWebDataset)
+	buckets     []Bucket // nil without multi-aspect training
+	mode        loadMode
 
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -81,9 +89,9 @@ type Loader struct {
 	// The batcher's state, as of the last item it took.
 	mu        sync.Mutex
 	head      *item
-	partial   []Sample
-	reader    counts // the reader's counters in the last item's snapshot
-	batcher   counts // drops counted after the shuffle buffer
+	queues    [][]Sample // per bucket (one without buckets), in draw order: the batch being filled
+	reader    counts     // the reader's counters in the last item's snapshot
+	batcher   counts     // drops counted after the shuffle buffer
 	delivered int64
 	batches   int64
 	kinds     map[string]int64
@@ -97,20 +105,41 @@ type Loader struct {
 	emptyCaptions int64
 }
 
+// loadMode is what a loader does with each image.
+type loadMode int
+
+const (
+	loadPixels    loadMode = iota // decode, resize, crop, flip: training batches
+	loadVerify                    // decode to check the image, skip the transform (ConvertToWebDataset)
+	loadPlacement                 // read the size from the header and place the crop, no pixels (NewPlacementsAt)
+)
+
 // New opens the sources and starts reading from the beginning.
-func New(cfg Config) (*Loader, error) { return open(cfg, nil, false) }
+func New(cfg Config) (*Loader, error) { return open(cfg, nil, loadPixels) }
 
 // NewAt opens the sources and resumes right after the last sample of the batch whose Position was
 // saved: the batches that follow are exactly those an uninterrupted run would have produced. The zero
 // Position (no checkpoint yet) starts from the beginning, as New does.
 func NewAt(cfg Config, pos Position) (*Loader, error) {
-	if pos.Fingerprint == "" {
-		return open(cfg, nil, false)
-	}
-	return open(cfg, &pos, false)
+	return openAt(cfg, pos, loadPixels)
 }
 
-func open(cfg Config, pos *Position, verifyOnly bool) (*Loader, error) {
+// NewPlacementsAt is NewAt without pixels: each sample's bucket, crop, flip and caption are those
+// NewAt's loader gives it, the size read from the image header, no image decoded (Batch.Pixels and
+// Sample.Pixels are nil). Its batches and Positions are NewAt's as long as every image that has a
+// readable header decodes: the stream that outputs cached per sample (latentcache) are read along.
+func NewPlacementsAt(cfg Config, pos Position) (*Loader, error) {
+	return openAt(cfg, pos, loadPlacement)
+}
+
+func openAt(cfg Config, pos Position, mode loadMode) (*Loader, error) {
+	if pos.Fingerprint == "" {
+		return open(cfg, nil, mode)
+	}
+	return open(cfg, &pos, mode)
+}
+
+func open(cfg Config, pos *Position, mode loadMode) (*Loader, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -130,11 +159,13 @@ func open(cfg Config, pos *Position, verifyOnly bool) (*Loader, error) {
 		}
 	}
 	filter, _ := filterNamed(cfg.Interpolation)
+	buckets, _ := cfg.bucketSizes() // checked by withDefaults
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &Loader{
-		cfg: cfg, shards: shards, format: format, fingerprint: fingerprint(cfg, shards, format),
-		tf:         transformSpec{res: cfg.Resolution, filter: filter, center: cfg.CenterCrop, flip: cfg.RandomFlip},
-		verifyOnly: verifyOnly, ctx: ctx, cancel: cancel,
+		cfg: cfg, shards: shards, format: format, fingerprint: fingerprint(cfg, shards, format, buckets),
+		tf:      transformSpec{res: cfg.Resolution, buckets: buckets, filter: filter, center: cfg.CenterCrop, flip: cfg.RandomFlip},
+		buckets: buckets, queues: make([][]Sample, max(len(buckets), 1)),
+		mode: mode, ctx: ctx, cancel: cancel,
 		pending: make(chan *item, 2*cfg.Workers+2), jobs: make(chan *item, cfg.Workers),
 		folders: map[int][]folderEntry{}, lastErrors: map[string]string{}, kinds: map[string]int64{},
 	}
@@ -156,6 +187,10 @@ func open(cfg Config, pos *Position, verifyOnly bool) (*Loader, error) {
 			refs[i] = ref{b[0], b[1]}
 		}
 		l.restoreBuffer(st, refs)
+		if err := l.restoreQueues(pos.Queues); err != nil {
+			cancel()
+			return nil, err
+		}
 	}
 	l.reader = st.counts
 	l.last = st.snapshot()
@@ -207,7 +242,10 @@ func (l *Loader) Next(ctx context.Context) (*Batch, error) {
 	if l.err != nil {
 		return nil, l.err
 	}
-	for len(l.partial) < l.cfg.BatchSize {
+	for {
+		if q := l.fullQueue(); q >= 0 {
+			return l.assemble(q), nil
+		}
 		if l.head == nil {
 			select {
 			case it, ok := <-l.pending:
@@ -235,7 +273,17 @@ func (l *Loader) Next(ctx context.Context) (*Batch, error) {
 			return nil, err
 		}
 	}
-	return l.assemble(), nil
+}
+
+// fullQueue is the index of a bucket queue holding a batch, or -1. Only the queue that took the last
+// sample can be full, except right after a resume with a smaller batch size.
+func (l *Loader) fullQueue() int {
+	for i, q := range l.queues {
+		if len(q) >= l.cfg.BatchSize {
+			return i
+		}
+	}
+	return -1
 }
 
 // take accounts for one item in draw order.
@@ -249,11 +297,13 @@ func (l *Loader) take(it *item) error {
 	}
 	switch it.end {
 	case endEOF:
-		l.batcher.drops[dropPartialBatch] += int64(len(l.partial))
-		for _, s := range l.partial {
-			l.putPixels(s.Pixels)
+		for i, q := range l.queues {
+			l.batcher.drops[dropPartialBatch] += int64(len(q))
+			for _, s := range q {
+				l.putPixels(s.Pixels)
+			}
+			l.queues[i] = nil
 		}
-		l.partial = nil
 		return io.EOF
 	case endEpochEmpty:
 		return fmt.Errorf("datasets: epoch %d gave no usable sample from %d shards: %s", it.snap.epoch, len(l.shards), stats())
@@ -276,7 +326,7 @@ func (l *Loader) take(it *item) error {
 	if strings.TrimSpace(it.sample.Caption) == "" {
 		l.emptyCaptions++
 	}
-	l.partial = append(l.partial, it.sample)
+	l.queues[it.sample.bucket] = append(l.queues[it.sample.bucket], it.sample)
 	return nil
 }
 
@@ -296,18 +346,25 @@ func (l *Loader) lastErrorsLine() string {
 	return b.String()
 }
 
-// assemble stacks the pending samples into a batch and moves the Position to its last sample.
-func (l *Loader) assemble() *Batch {
+// assemble stacks the first BatchSize samples of bucket queue q into a batch and moves the Position
+// to the last sample taken (the other queues' samples are saved in it).
+func (l *Loader) assemble(q int) *Batch {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	n := 3 * l.cfg.Resolution * l.cfg.Resolution
-	b := &Batch{Samples: l.partial, Height: l.cfg.Resolution, Width: l.cfg.Resolution}
-	if !l.verifyOnly {
+	size := Bucket{l.cfg.Resolution, l.cfg.Resolution}
+	if l.buckets != nil {
+		size = l.buckets[q]
+	}
+	n := 3 * size.W * size.H
+	k := l.cfg.BatchSize
+	b := &Batch{Samples: l.queues[q][:k:k], Height: size.H, Width: size.W}
+	l.queues[q] = append([]Sample(nil), l.queues[q][k:]...)
+	if l.mode == loadPixels {
 		b.Pixels = make([]float32, n*len(b.Samples))
 	}
 	for i := range b.Samples {
 		s := &b.Samples[i]
-		if !l.verifyOnly {
+		if l.mode == loadPixels {
 			dst := b.Pixels[i*n : (i+1)*n]
 			copy(dst, s.Pixels)
 			l.putPixels(s.Pixels)
@@ -315,7 +372,6 @@ func (l *Loader) assemble() *Batch {
 		}
 		b.Captions = append(b.Captions, s.Caption)
 	}
-	l.partial = nil
 	l.batches++
 	l.pos = l.positionAt(l.last)
 	return b
@@ -342,28 +398,47 @@ func (l *Loader) process(it *item) {
 	r := it.raw
 	rnd := newSampleRand(l.cfg.Seed, it.snap.epoch, r.shard, r.offset)
 	caption := chooseCaption(r.captions, rnd)
-	img, format, err := decodeRGB(r.image)
-	if err != nil {
-		it.err = fmt.Errorf("%s in %s: %w", r.key, l.shards[r.shard], err)
-		return
+	var img rgbImage
+	format := sniffFormat(r.image)
+	var w, h int
+	ok := false
+	if l.mode == loadPlacement {
+		w, h, ok = imageDims(r.image)
 	}
-	s := Sample{Key: r.key, Caption: caption, Source: l.shards[r.shard], OriginalH: img.h, OriginalW: img.w, Kind: format}
-	if l.verifyOnly {
+	if !ok {
+		var err error
+		if img, format, err = decodeRGB(r.image); err != nil {
+			it.err = fmt.Errorf("%s in %s: %w", r.key, l.shards[r.shard], err)
+			return
+		}
+		w, h = img.w, img.h
+	}
+	s := Sample{Key: r.key, Caption: caption, Source: l.shards[r.shard], OriginalH: h, OriginalW: w, Kind: format,
+		id: sampleID{it.snap.epoch, r.shard, r.offset}}
+	var p placement
+	switch l.mode {
+	case loadVerify:
 		s.raw = r
 		it.sample = s
 		return
+	case loadPlacement:
+		p = l.tf.place(w, h, rnd)
+	default:
+		s.Pixels, p = l.tf.apply(img, rnd, l.getPixels())
 	}
-	px := l.getPixels()
-	p := l.tf.apply(img, rnd, px)
-	s.Pixels, s.CropTop, s.CropLeft, s.Flipped = px, p.top, p.left, p.flipped
+	s.CropTop, s.CropLeft, s.Flipped = p.top, p.left, p.flipped
+	if l.buckets != nil {
+		s.bucket = slices.Index(l.buckets, p.bucket)
+	}
 	it.sample = s
 }
 
+// getPixels returns a pooled pixel buffer (apply grows one too small for its bucket).
 func (l *Loader) getPixels() []float32 {
 	if p, ok := l.pixels.Get().(*[]float32); ok {
 		return *p
 	}
-	return make([]float32, 3*l.cfg.Resolution*l.cfg.Resolution)
+	return nil
 }
 
 func (l *Loader) putPixels(p []float32) {

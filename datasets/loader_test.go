@@ -114,51 +114,56 @@ func TestShuffleDeliversEverySampleOncePerEpoch(t *testing.T) {
 // shuffle buffer spanning shards, and with drops on the way.
 func TestResumeKeepsDataOrder(t *testing.T) {
 	for name, cfg := range shuffledConfigs(t) {
-		l := mustLoader(t, cfg)
-		var full []*Batch
-		positions := []Position{l.Position()}
-		for {
-			b, err := l.Next(context.Background())
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			full = append(full, b)
-			positions = append(positions, l.Position())
-		}
-		want := batchLines(full)
-		final := l.Stats()
-		if len(full) < 6 {
+		if full, _, _ := checkResumes(t, name, cfg); len(full) < 6 {
 			t.Fatalf("%s: only %d batches; the fixture is too small to test resuming", name, len(full))
 		}
-		for k, pos := range positions {
-			js, err := json.Marshal(pos)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var saved Position
-			if err := json.Unmarshal(js, &saved); err != nil {
-				t.Fatal(err)
-			}
-			r, err := NewAt(cfg, saved)
-			if err != nil {
-				t.Fatalf("%s: NewAt(%s): %v", name, pos, err)
-			}
-			rest := collect(t, r)
-			got := batchLines(rest)
-			if !reflect.DeepEqual(got, batchLines(full[k:])) {
-				t.Fatalf("%s: resumed after batch %d (%s):\n got %q\nwant %q", name, k, pos, got, want)
-			}
-			s := r.Stats()
-			if s.Read != final.Read || s.Delivered != final.Delivered || s.Batches != final.Batches ||
-				!reflect.DeepEqual(s.Drops, final.Drops) || !reflect.DeepEqual(s.Kinds, final.Kinds) || s.Shards != final.Shards {
-				t.Errorf("%s: resumed after batch %d ends with %s, uninterrupted with %s", name, k, s, final)
-			}
-			r.Close()
-		}
 	}
+}
+
+// checkResumes reads cfg's stream to its end, then resumes from the Position saved after every
+// batch (through JSON) and checks the rest of the stream and the final counts; it returns the
+// batches, the Positions (before the first batch and after each) and the final counts.
+func checkResumes(t *testing.T, name string, cfg Config) ([]*Batch, []Position, Stats) {
+	t.Helper()
+	l := mustLoader(t, cfg)
+	var full []*Batch
+	positions := []Position{l.Position()}
+	for {
+		b, err := l.Next(context.Background())
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		full = append(full, b)
+		positions = append(positions, l.Position())
+	}
+	final := l.Stats()
+	for k, pos := range positions {
+		js, err := json.Marshal(pos)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var saved Position
+		if err := json.Unmarshal(js, &saved); err != nil {
+			t.Fatal(err)
+		}
+		r, err := NewAt(cfg, saved)
+		if err != nil {
+			t.Fatalf("%s: NewAt(%s): %v", name, pos, err)
+		}
+		if got, want := batchLines(collect(t, r)), batchLines(full[k:]); !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: resumed after batch %d (%s):\n got %q\nwant %q", name, k, pos, got, want)
+		}
+		s := r.Stats()
+		if s.Read != final.Read || s.Delivered != final.Delivered || s.Batches != final.Batches ||
+			!reflect.DeepEqual(s.Drops, final.Drops) || !reflect.DeepEqual(s.Kinds, final.Kinds) || s.Shards != final.Shards {
+			t.Errorf("%s: resumed after batch %d ends with %s, uninterrupted with %s", name, k, s, final)
+		}
+		r.Close()
+	}
+	return full, positions, final
 }
 
 func TestNewAtRefusesAnotherSetup(t *testing.T) {

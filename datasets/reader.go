@@ -226,12 +226,25 @@ func (l *Loader) end(st *readerState, kind endKind) {
 // restoreBuffer re-reads the samples a Position's shuffle buffer held, in buffer order. A sample that
 // cannot be found again (the data changed) is counted as resume_lost.
 func (l *Loader) restoreBuffer(st *readerState, refs []ref) {
-	where := map[int]map[int]int{} // shard → offset → buffer index
+	for i, r := range l.reread(refs) {
+		if r == nil {
+			l.count(&st.counts, dropResumeLost, fmt.Sprintf("%s offset %d", l.shards[refs[i].shard], refs[i].offset))
+			continue
+		}
+		st.buf = append(st.buf, r)
+	}
+}
+
+// reread reads the samples refs name from their shards, in refs order, nil for one not found or no
+// longer usable. Each passes the sample checks again, which also apply drop_empty_captions' removal
+// of blank candidates, as the first read did.
+func (l *Loader) reread(refs []ref) []*rawSample {
+	where := map[int]map[int][]int{} // shard → offset → indices in refs
 	for i, r := range refs {
 		if where[r.shard] == nil {
-			where[r.shard] = map[int]int{}
+			where[r.shard] = map[int][]int{}
 		}
-		where[r.shard][r.offset] = i
+		where[r.shard][r.offset] = append(where[r.shard][r.offset], i)
 	}
 	shards := make([]int, 0, len(where))
 	for s := range where {
@@ -249,18 +262,16 @@ func (l *Loader) restoreBuffer(st *readerState, refs []ref) {
 		}
 		left := len(want)
 		l.stream(l.ctx, s, from, func(r *rawSample) bool {
-			if i, ok := want[r.offset]; ok {
-				found[i] = r
+			if is, ok := want[r.offset]; ok {
+				if _, _, usable := l.cfg.check(r); usable {
+					for _, i := range is {
+						found[i] = r
+					}
+				}
 				left--
 			}
 			return left > 0
 		})
 	}
-	for i, r := range found {
-		if r == nil {
-			l.count(&st.counts, dropResumeLost, fmt.Sprintf("%s offset %d", l.shards[refs[i].shard], refs[i].offset))
-			continue
-		}
-		st.buf = append(st.buf, r)
-	}
+	return found
 }

@@ -129,7 +129,7 @@ func TestFlipMirrorsTheWindow(t *testing.T) {
 	flips := 0
 	for off := 0; off < 20; off++ {
 		dst := make([]float32, 3*16*16)
-		p := tf.apply(src, newSampleRand(1, 0, 0, off), dst)
+		_, p := tf.apply(src, newSampleRand(1, 0, 0, off), dst)
 		if p.nw != 26 || p.nh != 16 || p.top != 0 || p.left < 0 || p.left > 10 {
 			t.Fatalf("placement %+v", p)
 		}

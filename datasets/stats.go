@@ -84,7 +84,7 @@ type Stats struct {
 	Epoch     int              `json:"epoch"`
 	Shards    int64            `json:"shards"`    // shards read to their end or failure
 	Read      int64            `json:"read"`      // samples read from the sources, usable or not
-	Delivered int64            `json:"delivered"` // samples handed out in batches
+	Delivered int64            `json:"delivered"` // samples decoded into a batch (with buckets, also those still queued)
 	Batches   int64            `json:"batches"`
 	Kinds     map[string]int64 `json:"kinds"` // delivered samples by image format: jpeg, png, webp
 	Drops     map[string]int64 `json:"drops"` // skipped samples or shards by reason (nonzero only)

@@ -219,7 +219,7 @@ func (r *run) loadTeacher() error {
 	if res, f := s.Data.Resolution, p.VAE.Config.DownsampleFactor()*p.UNet.Config.DownsampleFactor(); res%f != 0 {
 		return fmt.Errorf("data.resolution = %d is not a multiple of %d (VAE factor × UNet downsampling of %s)", res, f, s.Model.Path)
 	}
-	return nil
+	return checkTrainingSizes(s.Data.Config, p.VAE.Config.DownsampleFactor()*p.UNet.Config.DownsampleFactor(), s.Model.Path)
 }
 
 // buildStudent makes the student (full UNet with a guidance embedding, or

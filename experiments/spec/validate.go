@@ -236,6 +236,7 @@ func (s Spec) check() *checker {
 			c.kv("data.generate"), c.kv("data.sources"))
 	}
 	c.imageSize("data.resolution", false)
+	c.buckets()
 	c.oneOf("data.interpolation", "bilinear", "bicubic", "lanczos", "box", "hamming", "nearest")
 	c.intAtLeast("data.batch_size", 1)
 	c.intAtLeast("data.workers", 0)
