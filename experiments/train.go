@@ -21,7 +21,7 @@ func (s *setFlags) Set(v string) error { *s = append(*s, v); return nil }
 
 func runTrain(args []string) error {
 	fs := flag.NewFlagSet("train", flag.ContinueOnError)
-	file := fs.String("f", "", "experiment TOML file; looked up as given, then in experiments/ (e.g. -f tiny.toml)")
+	file := fs.String("f", "", "experiment TOML file; looked up as given, then in experiments/ (e.g. -f tiny.toml); its task key says what it trains: lcd (distillation, the default), diffusion (a teacher UNet) or vae")
 	var sets setFlags
 	fs.Var(&sets, "set", "override one key, section.key=value (repeatable), e.g. -set optim.lr=5e-5")
 	printConfig := fs.Bool("print-config", false, "print the fully resolved experiment as TOML and exit")

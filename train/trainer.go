@@ -34,9 +34,10 @@ const (
 // The per-step scalars of the AdamW update, computed on the host from the
 // learning rate and the step count.
 const (
-	decayInput    = "adamw.decay"     // 1 - lr·weight_decay
-	stepSizeInput = "adamw.step_size" // lr / (1 - β1^t)
-	bc2SqrtInput  = "adamw.bc2_sqrt"  // sqrt(1 - β2^t)
+	decayInput    = "adamw.decay"         // 1 - lr·weight_decay
+	stepSizeInput = "adamw.step_size"     // lr / (1 - β1^t)
+	bc2SqrtInput  = "adamw.bc2_sqrt"      // sqrt(1 - β2^t)
+	emaDecayInput = "ema.one_minus_decay" // 1 - μ_n (AdamW.EMADecayAt)
 )
 
 // AdamW holds the optimizer's hyperparameters (torch.optim.AdamW's names),
@@ -51,6 +52,11 @@ type AdamW struct {
 	// optimizer step; 0 and 1 mean every Step is an optimizer step.
 	AccumulationSteps int
 	EMADecay          float64 // Task.EMA: ema ← μ·ema + (1-μ)·trained
+	// EMADecayAt, when set, replaces the constant EMADecay with a decay per
+	// optimizer step n (counted from 1), fed to the step as an input, and
+	// the update with diffusers' EMAModel arithmetic, ema ← ema -
+	// (1-μ_n)·(ema - trained) (train_text_to_image.py's --use_ema).
+	EMADecayAt func(n int) float64
 }
 
 // LossFn builds a task's loss from its weight groups and inputs, by name;
@@ -175,6 +181,9 @@ func (t *Trainer) Step(inputs map[string]*tensors.Tensor, lr float64) (*Result, 
 		in[decayInput] = scalar(1 - lr*o.WeightDecay)
 		in[stepSizeInput] = scalar(lr / (1 - math.Pow(o.Beta1, step)))
 		in[bc2SqrtInput] = scalar(math.Sqrt(1 - math.Pow(o.Beta2, step)))
+		if t.scheduledEMA() {
+			in[emaDecayInput] = scalar(1 - o.EMADecayAt(t.Steps+1))
+		}
 	}
 	outs, err := prog.Run(in)
 	if err != nil {
@@ -200,6 +209,10 @@ func (t *Trainer) Step(inputs map[string]*tensors.Tensor, lr float64) (*Result, 
 	t.Steps++
 	return res, nil
 }
+
+// scheduledEMA reports whether the EMA decay changes per step
+// (AdamW.EMADecayAt).
+func (t *Trainer) scheduledEMA() bool { return t.EMA != nil && t.task.Optimizer.EMADecayAt != nil }
 
 // setGroup stores a group's updated weights in place (the programs keep w).
 func (t *Trainer) setGroup(w *nn.Weights, group string, outs map[string]*tensors.Tensor) {
@@ -228,6 +241,9 @@ func (t *Trainer) compile(b compute.Backend, final, acc bool) (*Program, error) 
 	inputs := slices.Clone(t.task.Inputs)
 	if final {
 		inputs = append(inputs, decayInput, stepSizeInput, bc2SqrtInput)
+		if t.scheduledEMA() {
+			inputs = append(inputs, emaDecayInput)
+		}
 	}
 	prog, err := Compile(b, groups, inputs, t.task.NN, func(w map[string]*nn.Params, in map[string]*Node) map[string]*Node {
 		return t.build(w, in, final, acc)
@@ -324,7 +340,11 @@ func (t *Trainer) build(w map[string]*nn.Params, in map[string]*Node, final, acc
 		outs[WeightOutput(adamVGroup, name)] = newV
 		finite = LogicalAnd(finite, LogicalAll(IsFinite(newP)))
 		if t.EMA != nil {
-			ema := Add(MulScalar(w[EMAGroup].Root("").Param(name), o.EMADecay), MulScalar(newP, 1-o.EMADecay))
+			old := w[EMAGroup].Root("").Param(name)
+			ema := Add(MulScalar(old, o.EMADecay), MulScalar(newP, 1-o.EMADecay))
+			if t.scheduledEMA() {
+				ema = Sub(old, Mul(in[emaDecayInput], Sub(old, newP)))
+			}
 			outs[WeightOutput(EMAGroup, name)] = ema
 			finite = LogicalAnd(finite, LogicalAll(IsFinite(ema)))
 		}

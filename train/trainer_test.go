@@ -171,3 +171,42 @@ func TestProgramKeepsPanickedErrors(t *testing.T) {
 		t.Errorf("Run = %v, want an error wrapping the builder's", err)
 	}
 }
+
+// TestScheduledEMADecay: with EMADecayAt the EMA follows diffusers'
+// EMAModel.step, ema -= (1 - decay(n))·(ema - w) with the decay of each
+// optimizer step n; the step's weights are the same as without it.
+func TestScheduledEMADecay(t *testing.T) {
+	opt := AdamW{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
+	plain := regression(t, opt, false, []float32{1, -2})
+	decays := []float64{0, 0.5, 0.75} // EMAModel: decay 0 on the first step copies the weights
+	var asked []int
+	opt.EMADecayAt = func(n int) float64 { asked = append(asked, n); return decays[n-1] }
+	tr := regression(t, opt, true, []float32{1, -2})
+	ema := []float64{1, -2}
+	for step := range decays {
+		in := map[string]*tensors.Tensor{"x": vec(2, 1), "y": vec(float32(step), 1)}
+		if _, err := plain.Step(in, 0.1); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tr.Step(in, 0.1); err != nil {
+			t.Fatal(err)
+		}
+		w, _, _ := tr.Trained.Float32("w")
+		want, _, _ := plain.Trained.Float32("w")
+		for i := range ema {
+			if w[i] != want[i] {
+				t.Fatalf("step %d: w[%d] = %v with the scheduled EMA, %v without", step+1, i, w[i], want[i])
+			}
+			ema[i] -= (1 - decays[step]) * (ema[i] - float64(w[i]))
+		}
+		got, _, _ := tr.EMA.Float32("w")
+		for i := range ema {
+			if math.Abs(float64(got[i])-ema[i]) > 1e-6 {
+				t.Errorf("step %d: ema[%d] = %v, want %v", step+1, i, got[i], ema[i])
+			}
+		}
+	}
+	if fmt.Sprint(asked) != "[1 2 3]" {
+		t.Errorf("EMADecayAt asked for steps %v, want [1 2 3]", asked)
+	}
+}

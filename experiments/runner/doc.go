@@ -1,10 +1,13 @@
-// Package runner runs one distillation experiment from a validated spec:
-// it builds the teacher, student (full or LoRA), EMA target, VAE, text
-// encoders and data stream, compiles the distillation step once, runs the
-// loop with metrics, progress, checkpoints, validation grids and resume, and
-// exports diffusers-loadable artifacts.
+// Package runner runs one experiment from a validated spec. Its task says
+// what is trained: a distillation (task "lcd": teacher, student full or
+// LoRA, EMA target), a teacher UNet on the diffusion objective ("diffusion")
+// or a VAE ("vae"); each task (task.go, diffusion.go, vae.go) supplies its
+// models, compiled step, validation and exports, and the run gives every
+// task the same loop with metrics, progress, checkpoints, resume and
+// run-folder rules.
 //
 // The flow is one way: spec → models and data → compiled step → loop →
-// artifacts. Depends on experiments/spec, lcm, models/..., datasets and
-// backend. The experiments command and the notebooks both call Run.
+// artifacts. Depends on experiments/spec, lcm, train, objectives,
+// models/..., datasets and backend. The experiments command and the
+// notebooks both call Run.
 package runner

@@ -15,14 +15,11 @@ import (
 	"github.com/golcm/golcm/models/unet"
 )
 
-// export writes what diffusers loads: for full distillation unet/ (the
-// student) and unet_target/ (the EMA target) with config.json, plus a
-// self-contained model_index.json pipeline folder around them; for LoRA
+// exportWeights writes what diffusers loads of a distillation: for full
+// distillation unet/ (the student) and unet_target/ (the EMA target) with
+// config.json, plus a self-contained model_index.json pipeline folder around
+// them; for LoRA (target nil, the student is r.adapters' weights)
 // pytorch_lora_weights.safetensors (and the other lora.formats).
-func (r *run) export() error { return r.exportWeights(r.distiller.Student, r.distiller.Target) }
-
-// exportWeights exports student and target (nil in LoRA mode, where the
-// student is r.adapters' weights) into run.output_dir.
 func (r *run) exportWeights(student, target *nn.Weights) error {
 	out := r.spec.Run.OutputDir
 	if err := checkFinite(map[string]*nn.Weights{"student": student, "target": target}); err != nil {
@@ -93,6 +90,9 @@ func (r *run) exportCheckpoint(dir string) (*Result, error) {
 	if err := r.loadTeacher(); err != nil {
 		return nil, err
 	}
+	if s.Task != "lcd" {
+		return r.exportTaskCheckpoint(dir)
+	}
 	names := []string{"student", "target"}
 	if s.Distill.Mode == "lora" {
 		names = names[:1]
@@ -127,6 +127,34 @@ func (r *run) exportCheckpoint(dir string) (*Result, error) {
 	}
 	r.result.OutputDir, r.result.Steps, r.result.Checkpoint = s.Run.OutputDir, st.Step, dir
 	fmt.Fprintf(r.log, "exported step %d of %s to %s\n", st.Step, dir, s.Run.OutputDir)
+	return &r.result, nil
+}
+
+// exportTaskCheckpoint is exportCheckpoint for the tasks other than
+// distillation: it builds the task, restores the checkpoint into it and
+// runs the task's export.
+func (r *run) exportTaskCheckpoint(dir string) (*Result, error) {
+	b, choice, err := backend.Default(r.spec.Run.Backend)
+	if err != nil {
+		return nil, err
+	}
+	r.backend, r.nnOpts = b, nn.ForBackend(choice.Name())
+	r.task = r.newTask()
+	if err := r.task.build(); err != nil {
+		return nil, err
+	}
+	st, err := r.restore(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(r.spec.Run.OutputDir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := r.task.export(); err != nil {
+		return nil, err
+	}
+	r.result.OutputDir, r.result.Steps, r.result.Checkpoint = r.spec.Run.OutputDir, st.Step, dir
+	fmt.Fprintf(r.log, "exported step %d of %s to %s\n", st.Step, dir, r.spec.Run.OutputDir)
 	return &r.result, nil
 }
 

@@ -46,7 +46,7 @@ func (r *run) openMetrics(resumedStep int) error {
 
 // logMetrics writes one line every run.log_every steps (and on the last).
 func (r *run) logMetrics(res *lcm.StepResult, lr float64, elapsed time.Duration, ran int) error {
-	step := r.distiller.Steps
+	step := r.task.trainer().Steps
 	every := max(r.spec.Run.LogEvery, 1)
 	if step%every != 0 && step != r.spec.Optim.MaxTrainSteps {
 		return nil
@@ -62,6 +62,14 @@ func (r *run) logMetrics(res *lcm.StepResult, lr float64, elapsed time.Duration,
 	for k, v := range r.loader.Stats().Metrics() {
 		m[k] = v
 	}
+	for k, v := range r.task.metrics() {
+		m[k] = v
+	}
+	return r.logLine(m)
+}
+
+// logLine appends one JSON object to metrics.jsonl; it must hold "step".
+func (r *run) logLine(m map[string]any) error {
 	line, err := json.Marshal(m)
 	if err != nil {
 		return err

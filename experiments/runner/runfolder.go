@@ -56,7 +56,7 @@ func previousRun(out string, checkpoints bool) ([]string, error) {
 		return nil, err
 	}
 	for _, e := range entries {
-		if n := e.Name(); n == "unet" || n == "model_index.json" || n == exportsDir || loraArtifact(n) {
+		if n := e.Name(); n == "unet" || n == "vae" || n == "model_index.json" || n == exportsDir || loraArtifact(n) {
 			found = append(found, n)
 		}
 	}
@@ -146,6 +146,8 @@ var resumeFreeKeys = []string{
 	"run.resume", "run.overwrite", "run.allow_changes", "run.output_dir", "run.log_every",
 	"run.checkpoint_every", "run.checkpoints_keep", "run.backend", "run.gradient_checkpointing",
 	"optim.max_train_steps", "data.workers", "data.vae_encode_batch_size",
+	// The vae task's validation and the images its export measures.
+	"vae.validation_sources", "vae.validation_images", "vae.grid_images", "vae.scaling_images",
 }
 
 // checkResumable refuses to resume from dir with an experiment that trains
@@ -222,11 +224,11 @@ func (r *run) owedValidation(step int) error {
 	if every <= 0 || step == 0 || step%every != 0 {
 		return nil
 	}
-	if _, err := os.Stat(validationGrid(r.spec.Run.OutputDir, "student", step)); err == nil {
+	if _, err := os.Stat(r.task.validationGrid(step)); err == nil {
 		return nil
 	}
 	fmt.Fprintf(r.log, "running the validation of step %d, which the interrupted run did not finish\n", step)
-	return r.validate(step)
+	return r.task.validate(step)
 }
 
 // checkFinite refuses weights holding a NaN or an infinity, naming the

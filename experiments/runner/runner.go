@@ -56,6 +56,9 @@ type Result struct {
 	Checkpoint string    // the last checkpoint written
 	Exported   []string  // artifact paths written at the end
 	Backend    string
+	// Metrics are the task's last measurements: the vae task's
+	// validation_psnr, latent_std and scaling_factor.
+	Metrics map[string]float64
 }
 
 // run is one experiment being executed.
@@ -69,6 +72,8 @@ type run struct {
 	schedCfg lcm.SchedulerConfig
 	schedule *lcm.NoiseSchedule
 	solver   *lcm.DDIMSolver
+
+	task task
 
 	studentCfg *unet.Config
 	adapters   *lora.Adapters
@@ -115,12 +120,29 @@ func (r *run) close() {
 }
 
 func (r *run) execute(ctx context.Context) (*Result, error) {
+	if err := r.start(); err != nil {
+		return nil, err
+	}
+	if err := r.loop(ctx); err != nil {
+		return &r.result, err
+	}
+	if err := r.task.export(); err != nil {
+		return &r.result, err
+	}
+	fmt.Fprintf(r.log, "done: %d steps, artifacts in %s\n", r.result.Steps, r.spec.Run.OutputDir)
+	return &r.result, nil
+}
+
+// start brings the run to its next step: backend, run folder, models and
+// compiled step, the checkpoint it resumes from, data, metrics, and a
+// validation the killed run owed.
+func (r *run) start() error {
 	s := r.spec
 	out := s.Run.OutputDir
 	r.result.OutputDir = out
 	b, choice, err := backend.Default(s.Run.Backend)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	r.backend = b
 	r.result.Backend = choice.Config
@@ -132,48 +154,39 @@ func (r *run) execute(ctx context.Context) (*Result, error) {
 	// has loaded (runfolder.go).
 	resumeFrom, err := r.claimRunFolder()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := r.loadTeacher(); err != nil {
-		return nil, err
+		return err
 	}
 	state := State{}
-	if err := r.buildStudent(); err != nil {
-		return nil, err
+	r.task = r.newTask()
+	if err := r.task.build(); err != nil {
+		return err
 	}
 	resumeDir := ""
 	if len(resumeFrom) > 0 {
 		if state, resumeDir, err = r.restoreNewest(resumeFrom); err != nil {
-			return nil, err
+			return err
 		}
 		fmt.Fprintf(r.log, "resuming from %s at step %d\n", resumeDir, state.Step)
 	}
 	if err := r.takeRunFolder(resumeDir); err != nil {
-		return nil, err
+		return err
 	}
 	r.rng = rand.NewPCG(uint64(s.Run.Seed), 0x6c636d)
 	if state.RNG != nil {
 		if err := r.rng.UnmarshalBinary(state.RNG); err != nil {
-			return nil, fmt.Errorf("checkpoint %s: random state: %w", resumeDir, err)
+			return fmt.Errorf("checkpoint %s: random state: %w", resumeDir, err)
 		}
 	}
 	if err := r.openData(state.Data); err != nil {
-		return nil, err
+		return err
 	}
 	if err := r.openMetrics(state.Step); err != nil {
-		return nil, err
+		return err
 	}
-	if err := r.owedValidation(state.Step); err != nil {
-		return nil, err
-	}
-	if err := r.loop(ctx); err != nil {
-		return &r.result, err
-	}
-	if err := r.export(); err != nil {
-		return &r.result, err
-	}
-	fmt.Fprintf(r.log, "done: %d steps, artifacts in %s\n", r.result.Steps, out)
-	return &r.result, nil
+	return r.owedValidation(state.Step)
 }
 
 // loraDropout reports whether the run trains LoRA adapters with dropout.
@@ -272,8 +285,7 @@ func FullStudent(teacher *unet.Model, dim int, seed uint64) (*nn.Weights, *unet.
 
 // restore loads a checkpoint's weights into the compiled run.
 func (r *run) restore(dir string) (State, error) {
-	d := r.distiller
-	groups := map[string]*nn.Weights{"student": d.Student, "adam_m": d.AdamM, "adam_v": d.AdamV, "target": d.Target}
+	groups := r.task.groups()
 	var names []string
 	for name, w := range groups {
 		if w != nil {
@@ -289,7 +301,7 @@ func (r *run) restore(dir string) (State, error) {
 			return st, fmt.Errorf("checkpoint %s: %s: %w", dir, name, err)
 		}
 	}
-	d.Steps = st.Step
+	r.task.trainer().Steps = st.Step
 	r.result.Steps = st.Step
 	return st, nil
 }
@@ -312,23 +324,35 @@ func replaceWeights(dst, src *nn.Weights) error {
 	return nil
 }
 
-func (r *run) openData(pos datasets.Position) error {
+// dataConfig is the training data's loader configuration: the [data]
+// section, with the generated images written first when data.generate asks.
+func (r *run) dataConfig() (datasets.Config, error) {
 	s := r.spec
 	cfg := s.Data.Config // the [data] section is the datasets package's own config
 	cfg.Seed = s.Run.Seed
 	if s.Data.Generate > 0 {
 		dir := filepath.Join(s.Run.OutputDir, "synthetic")
 		if err := datasets.WriteSyntheticImages(dir, s.Data.Generate, s.Data.Resolution, uint64(s.Run.Seed)); err != nil {
-			return fmt.Errorf("data.generate: %w", err)
+			return cfg, fmt.Errorf("data.generate: %w", err)
 		}
 		cfg.Sources, cfg.Format = []string{dir}, datasets.FormatImageFolder
 	}
-	var err error
+	return cfg, nil
+}
+
+func (r *run) openData(pos datasets.Position) error {
+	cfg, err := r.dataConfig()
+	if err != nil {
+		return err
+	}
 	r.loader, err = datasets.NewAt(cfg, pos)
 	if err != nil {
 		return err
 	}
 	r.dataPos = pos
+	if r.spec.Task == "vae" {
+		return nil // no text, and the VAE is the trained model (vae.go)
+	}
 	if r.cond, err = clip.NewConditioner(r.backend, r.nnOpts, r.pipe.TextEncoders...); err != nil {
 		return err
 	}
@@ -382,13 +406,13 @@ func (r *run) stepBatch(ctx context.Context) (*lcm.Batch, error) {
 	if err != nil {
 		return nil, err
 	}
-	mult, err := LRMultiplier(s.Optim.Schedule, r.distiller.Steps, s.Optim.WarmupSteps, s.Optim.MaxTrainSteps)
+	lr, err := r.learningRate()
 	if err != nil {
 		return nil, err
 	}
 	out := &lcm.Batch{
 		Latents: latents, Noise: noise, PromptEmbeds: cond.Context, UncondEmbeds: uncond.Context,
-		Coefs: coefs, LR: s.Optim.LR * mult,
+		Coefs: coefs, LR: lr,
 	}
 	if r.loraDropout() {
 		// From the run's generator, so a resumed run draws the same masks.
@@ -441,9 +465,16 @@ func (r *run) tokenizeAndEncode(texts []string) (*clip.HostConditioning, error) 
 	return r.cond.Encode(ids...)
 }
 
+// learningRate is the learning rate of the next optimizer step.
+func (r *run) learningRate() (float64, error) {
+	o := r.spec.Optim
+	mult, err := LRMultiplier(o.Schedule, r.task.trainer().Steps, o.WarmupSteps, o.MaxTrainSteps)
+	return o.LR * mult, err
+}
+
 func (r *run) loop(ctx context.Context) error {
 	s := r.spec
-	d := r.distiller
+	d := r.task.trainer()
 	var bar *progressbar.ProgressBar
 	if !r.opts.NoProgress {
 		bar = progressbar.NewOptions(s.Optim.MaxTrainSteps, progressbar.OptionSetWriter(r.log),
@@ -467,20 +498,20 @@ func (r *run) loop(ctx context.Context) error {
 			}
 			return fmt.Errorf("%w at step %d: checkpoint saved to %s; continue with -set run.resume=latest", ErrInterrupted, d.Steps, path)
 		}
-		batch, err := r.stepBatch(ctx)
+		step, lr, err := r.task.next(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				continue // the top of the loop checkpoints and stops
 			}
 			return fmt.Errorf("data at step %d: %w", d.Steps+1, err)
 		}
-		res, err := d.Step(batch)
+		res, err := step()
 		if err != nil {
 			return err
 		}
 		if math.IsNaN(float64(res.Loss)) || math.IsInf(float64(res.Loss), 0) {
 			return fmt.Errorf("loss is %v at step %d (lr %.3g, grad norm %v): stopping; the last good checkpoint is %s",
-				res.Loss, d.Steps, batch.LR, res.GradNorm, r.lastCheckpoint())
+				res.Loss, d.Steps, lr, res.GradNorm, r.lastCheckpoint())
 		}
 		microLosses += float64(res.Loss)
 		micro++
@@ -492,7 +523,7 @@ func (r *run) loop(ctx context.Context) error {
 		// (an lr of 1e39 overflows them with a finite loss).
 		if !res.WeightsFinite {
 			return fmt.Errorf("the weights are not finite after step %d (lr %.3g, grad norm %v): stopping; the last good checkpoint is %s",
-				d.Steps, batch.LR, res.GradNorm, r.lastCheckpoint())
+				d.Steps, lr, res.GradNorm, r.lastCheckpoint())
 		}
 		// With gradient accumulation the step's loss is the mean over its
 		// micro-batches.
@@ -501,14 +532,14 @@ func (r *run) loop(ctx context.Context) error {
 		ran++
 		r.result.Steps = d.Steps
 		r.result.Losses = append(r.result.Losses, res.Loss)
-		if err := r.logMetrics(res, batch.LR, time.Since(start), ran); err != nil {
+		if err := r.logMetrics(res, lr, time.Since(start), ran); err != nil {
 			return err
 		}
 		if r.opts.OnStep != nil {
 			r.opts.OnStep(d.Steps, res)
 		}
 		if bar != nil {
-			bar.Describe(fmt.Sprintf("loss %.4g lr %.2g %s", res.Loss, batch.LR, r.loader.Stats().String()))
+			bar.Describe(fmt.Sprintf("loss %.4g lr %.2g %s", res.Loss, lr, r.loader.Stats().String()))
 			_ = bar.Set(d.Steps)
 		}
 		if s.Run.CheckpointEvery > 0 && d.Steps%s.Run.CheckpointEvery == 0 {
@@ -518,7 +549,7 @@ func (r *run) loop(ctx context.Context) error {
 			lastSaved = d.Steps
 		}
 		if s.Run.ValidationEvery > 0 && d.Steps%s.Run.ValidationEvery == 0 {
-			if err := r.validate(d.Steps); err != nil {
+			if err := r.task.validate(d.Steps); err != nil {
 				return err
 			}
 		}
@@ -536,13 +567,13 @@ func (r *run) loop(ctx context.Context) error {
 		}
 	}
 	if s.Run.ValidationEvery > 0 && d.Steps%s.Run.ValidationEvery != 0 {
-		return r.validate(d.Steps)
+		return r.task.validate(d.Steps)
 	}
 	return nil
 }
 
 func (r *run) checkpoint() (string, error) {
-	d := r.distiller
+	d := r.task.trainer()
 	rngState, err := r.rng.MarshalBinary()
 	if err != nil {
 		return "", err
@@ -551,9 +582,7 @@ func (r *run) checkpoint() (string, error) {
 	if n := len(r.result.Losses); n > 0 {
 		last = r.result.Losses[n-1]
 	}
-	path, err := saveCheckpoint(r.spec.Run.OutputDir, d.Steps, map[string]*nn.Weights{
-		"student": d.Student, "target": d.Target, "adam_m": d.AdamM, "adam_v": d.AdamV,
-	}, State{Step: d.Steps, RNG: rngState, Data: r.dataPos, Loss: last}, r.spec)
+	path, err := saveCheckpoint(r.spec.Run.OutputDir, d.Steps, r.task.groups(), State{Step: d.Steps, RNG: rngState, Data: r.dataPos, Loss: last}, r.spec)
 	if err != nil {
 		return "", err
 	}

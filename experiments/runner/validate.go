@@ -10,10 +10,10 @@ import (
 	"github.com/golcm/golcm/sampling"
 )
 
-// validate samples the validation prompts at every configured step count
+// validateLCD samples the validation prompts at every configured step count
 // from the student (and, for full distillation, the EMA target) and saves
 // one PNG grid per model: rows are prompts, columns step counts.
-func (r *run) validate(step int) error {
+func (r *run) validateLCD(step int) error {
 	s := r.spec
 	if len(s.Run.ValidationPrompts) == 0 || len(s.Run.ValidationInferenceSteps) == 0 {
 		return nil

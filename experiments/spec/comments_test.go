@@ -29,7 +29,7 @@ func fieldComments(t *testing.T) map[string]string {
 				return true
 			}
 			st, ok := ts.Type.(*ast.StructType)
-			if !ok || ts.Name.Name == "Spec" {
+			if !ok {
 				return false
 			}
 			for _, fl := range st.Fields.List {
@@ -41,8 +41,17 @@ func fieldComments(t *testing.T) map[string]string {
 				if name == "-" {
 					continue
 				}
+				if ts.Name.Name == "Spec" { // the top-level keys; the sections are read below
+					if f, ok := fieldByKey[name]; ok && f.sec == "" && src.pkg == "spec" {
+						docs[name] = strings.Join(strings.Fields(fl.Doc.Text()), " ")
+					}
+					continue
+				}
 				var key string
 				for _, f := range fields {
+					if f.sec == "" {
+						continue
+					}
 					owner := reflect.TypeFor[Spec]().Field(f.section).Type // the struct declaring f
 					for _, i := range f.index[:len(f.index)-1] {
 						owner = owner.Field(i).Type

@@ -21,20 +21,21 @@ const ConfigFile = "config.toml"
 func (s Spec) TOML() ([]byte, error) {
 	var b bytes.Buffer
 	b.WriteString("# golcm experiment, fully resolved: every key with its value, defaults included.\n")
-	prev := -1
+	prev := ""
 	for _, f := range fields {
-		if f.section != prev {
-			if prev >= 0 {
-				b.WriteByte('\n')
-			}
-			fmt.Fprintf(&b, "[%s]\n", sections[f.section])
-			prev = f.section
+		if !KeyOfTask(f.key, s.Task) {
+			continue // another task's key: a file of this task may not state it
+		}
+		if f.sec != prev {
+			fmt.Fprintf(&b, "\n[%s]\n", f.sec)
+			prev = f.sec
 		}
 		v := f.value(&s)
 		if err := checkUTF8(v); err != nil {
 			return nil, fmt.Errorf("%s: %w", f.key, err)
 		}
-		_, leaf, _ := strings.Cut(f.key, ".")
+		leaf := f.key[len(f.sec):]
+		leaf = strings.TrimPrefix(leaf, ".")
 		fmt.Fprintf(&b, "%s = %s\n", leaf, formatMultiline(v))
 	}
 	return b.Bytes(), nil

@@ -9,15 +9,20 @@ import (
 
 // field is one settable key of the spec, "section.name", and where it lives in Spec.
 type field struct {
-	key     string // "distill.w_min"
-	section int    // index of the section struct in Spec
+	key     string // "distill.w_min"; a top-level key has no section: "task"
+	sec     string // the section's name, "" for a top-level key
+	section int    // index of the section struct (or the top-level field) in Spec
 	index   []int  // index path of the field inside the section struct (embedded structs flattened)
 	typ     reflect.Type
 }
 
 // value returns the addressable field of s that f names.
 func (f field) value(s *Spec) reflect.Value {
-	return reflect.ValueOf(s).Elem().Field(f.section).FieldByIndex(f.index)
+	v := reflect.ValueOf(s).Elem().Field(f.section)
+	if len(f.index) == 0 {
+		return v // a top-level key
+	}
+	return v.FieldByIndex(f.index)
 }
 
 // fields lists every key in declaration order, built from Spec's toml tags so the struct stays the
@@ -40,6 +45,11 @@ func schema() ([]field, []string) {
 	for i := range st.NumField() {
 		sf := st.Field(i)
 		sec := sf.Tag.Get("toml")
+		if sf.Type.Kind() != reflect.Struct {
+			// A top-level key (task): no section, and TOML writes it before the first table.
+			fs = append(fs, field{key: sec, section: i, typ: sf.Type})
+			continue
+		}
 		secs = append(secs, sec)
 		for _, ff := range reflect.VisibleFields(sf.Type) {
 			tag := ff.Tag.Get("toml")
@@ -53,7 +63,7 @@ func schema() ([]field, []string) {
 			default:
 				panic(fmt.Sprintf("spec: %s.%s has unsupported type %s", sf.Name, ff.Name, t))
 			}
-			fs = append(fs, field{key: sec + "." + tag, section: i, index: ff.Index, typ: ff.Type})
+			fs = append(fs, field{key: sec + "." + tag, sec: sec, section: i, index: ff.Index, typ: ff.Type})
 		}
 	}
 	return fs, secs

@@ -72,6 +72,12 @@ func Parse(data []byte, filename string, sets []string) (Spec, error) {
 	for _, arg := range sets {
 		d.set(arg)
 	}
+	// A key of another task is refused where it was written, even at its default value.
+	for _, f := range fields {
+		if where := d.origin[f.key]; where != "" && !KeyOfTask(f.key, s.Task) {
+			d.errorf("%s: %s", where, foreignKeyMessage(f.key, s.Task))
+		}
+	}
 	if len(d.errs) > 0 {
 		return Spec{}, errors.Join(d.errs...)
 	}

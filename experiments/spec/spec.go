@@ -1,4 +1,5 @@
-// Package spec is golcm's experiment DSL: one typed Spec describes one distillation run, Default is
+// Package spec is golcm's experiment DSL: one typed Spec describes one training run (a distillation,
+// a teacher's diffusion training or a VAE's: the task key, tasks.go), Default is
 // the single source of defaults, and Load/Parse read a TOML file plus `-set section.key=value`
 // overrides through the same strict decoding and Validate.
 //
@@ -25,15 +26,97 @@ var LoRAFormats = []string{"diffusers", "kohya", "diffusers-old"}
 // distill.num_ddim_timesteps must divide it.
 const TrainTimesteps = 1000
 
-// Spec is one experiment: what to distill, from which data, how, and where the results go.
+// Spec is one experiment: what to train (the task), from which data, how, and where the results go.
 // The TOML sections are named by the toml tags.
 type Spec struct {
-	Model   ModelSpec   `toml:"model"`
-	Distill DistillSpec `toml:"distill"`
-	LoRA    LoRASpec    `toml:"lora"`
-	Data    DataSpec    `toml:"data"`
-	Optim   OptimSpec   `toml:"optim"`
-	Run     RunSpec     `toml:"run"`
+	// Task is what the run trains: "lcd" (latent consistency distillation of the teacher, the
+	// [distill] and [lora] sections), "diffusion" (the UNet on the noise-prediction objective of
+	// diffusers' train_text_to_image.py, the [diffusion] section) or "vae" (the AutoencoderKL on
+	// reconstruction plus KL, the [vae] section). The keys of another task's section are refused.
+	// Default "lcd".
+	Task      string        `toml:"task"`
+	Model     ModelSpec     `toml:"model"`
+	Distill   DistillSpec   `toml:"distill"`
+	LoRA      LoRASpec      `toml:"lora"`
+	Diffusion DiffusionSpec `toml:"diffusion"`
+	VAE       VAESpec       `toml:"vae"`
+	Data      DataSpec      `toml:"data"`
+	Optim     OptimSpec     `toml:"optim"`
+	Run       RunSpec       `toml:"run"`
+}
+
+// DiffusionSpec is the teacher training of task = "diffusion" (diffusers' train_text_to_image.py):
+// a uniform random timestep, noisy = sqrt(ac) x0 + sqrt(1-ac) eps, the UNet regressed onto eps or v.
+// The text encoder and the VAE stay frozen.
+type DiffusionSpec struct {
+	// PredictionType is the UNet's target: "epsilon", "v_prediction", or "" for the teacher
+	// scheduler's prediction_type (the script's default); the exported scheduler states the one
+	// trained. Default "".
+	PredictionType string `toml:"prediction_type"`
+	// SNRGamma is gamma of Min-SNR loss weighting, min(snr, gamma)/snr for epsilon and
+	// min(snr, gamma)/(snr+1) for v targets (the script's --snr_gamma); 0 is the plain MSE. Default 0.
+	SNRGamma float64 `toml:"snr_gamma"`
+	// NoiseOffset adds noise_offset times N(0, 1) per sample and channel to the noise ("offset
+	// noise", --noise_offset); 0 is off. Default 0.
+	NoiseOffset float64 `toml:"noise_offset"`
+	// InputPerturbation noises the input with noise + p N(0, 1) while the target keeps the plain
+	// noise (--input_perturbation); 0 is off. Default 0.
+	InputPerturbation float64 `toml:"input_perturbation"`
+	// ProportionEmptyPrompts is the fraction of captions replaced by the empty prompt, so that the
+	// UNet learns the unconditional prediction classifier-free guidance needs
+	// (--proportion_empty_prompts). Default 0.
+	ProportionEmptyPrompts float64 `toml:"proportion_empty_prompts"`
+	// UseEMA keeps an exponential moving average of the UNet's weights (--use_ema), exported as unet/
+	// as the script saves it. Default false.
+	UseEMA bool `toml:"use_ema"`
+	// EMADecay is EMAModel's decay, the largest the schedule reaches. Default 0.9999.
+	EMADecay float64 `toml:"ema_decay"`
+	// EMAMinDecay is EMAModel's min_decay. Default 0.
+	EMAMinDecay float64 `toml:"ema_min_decay"`
+	// EMAUpdateAfterStep is EMAModel's update_after_step: the average copies the weights until
+	// then. Default 0.
+	EMAUpdateAfterStep int `toml:"ema_update_after_step"`
+	// EMAUseWarmup ramps the decay as 1 - (1 + step/ema_inv_gamma)^-ema_power (EMAModel's
+	// use_ema_warmup); without it the decay is ema_decay from the second step on, as in current
+	// diffusers. Default false.
+	EMAUseWarmup bool `toml:"ema_use_warmup"`
+	// EMAInvGamma is the warmup's inv_gamma. Default 1.
+	EMAInvGamma float64 `toml:"ema_inv_gamma"`
+	// EMAPower is the warmup's power. Default 0.6666666666666666.
+	EMAPower float64 `toml:"ema_power"`
+	// FromScratch trains a UNet with freshly initialised weights (PyTorch's default init, from
+	// run.seed) instead of fine-tuning model.path's unet/. Default false.
+	FromScratch bool `toml:"from_scratch"`
+	// UNetConfig is the architecture of a from-scratch UNet: a preset name (golcm's unet presets,
+	// e.g. fashion or tiny) or the path of a diffusers UNet config.json; "" uses model.path's
+	// unet/config.json. from_scratch only. Default "".
+	UNetConfig string `toml:"unet_config"`
+}
+
+// VAESpec is the autoencoder training of task = "vae": AutoencoderKL on an L1 or L2 pixel
+// reconstruction loss plus kl_weight times the posterior's KL divergence (diffusers'
+// train_autoencoderkl.py without its LPIPS and adversarial terms).
+type VAESpec struct {
+	// Reconstruction is the pixel loss, "l1" or "l2" (mean absolute or mean squared error).
+	// Default "l2".
+	Reconstruction string `toml:"reconstruction"`
+	// KLWeight scales the KL term (the script's --kl_scale). Default 1e-06.
+	KLWeight float64 `toml:"kl_weight"`
+	// FromScratch trains freshly initialised weights (PyTorch's default init, from run.seed) of
+	// model.path's VAE architecture instead of fine-tuning its weights. Default false.
+	FromScratch bool `toml:"from_scratch"`
+	// ValidationSources are the shards or folders of the images validation reconstructs (read
+	// with the [data] settings), e.g. a test split; [] uses the first images of data.sources.
+	// Default [].
+	ValidationSources []string `toml:"validation_sources"`
+	// ValidationImages is how many validation images the reconstruction PSNR is the mean over.
+	// Default 256.
+	ValidationImages int `toml:"validation_images"`
+	// GridImages is how many of them the input/reconstruction grid shows. Default 8.
+	GridImages int `toml:"grid_images"`
+	// ScalingImages is how many training images the export encodes to measure the latents' std:
+	// the exported config's scaling_factor is 1/std, diffusers' convention. Default 2048.
+	ScalingImages int `toml:"scaling_images"`
 }
 
 // ModelSpec is the teacher: a diffusers pipeline folder (model_index.json with unet/, vae/,
@@ -195,12 +278,14 @@ type RunSpec struct {
 	// jungle, a mountain lake at sunset).
 	ValidationPrompts []string `toml:"validation_prompts"`
 	// ValidationInferenceSteps are the LCM sampler step counts (num_inference_steps) tried at each
-	// validation, each between 1 and num_ddim_timesteps. Default [4].
+	// validation, each between 1 and num_ddim_timesteps; for task = "diffusion" the DDIM step
+	// counts, 1 to 1000. Default [4].
 	ValidationInferenceSteps []int `toml:"validation_inference_steps"`
 	// ValidationGuidance is the pipeline guidance_scale, with diffusers' StableDiffusionPipeline
 	// meaning: a full student (guidance embedding) gets w = guidance - 1 embedded and no CFG; a LoRA
 	// student gets classifier-free guidance when guidance > 1 (the LoRA scripts use 1 for SD, 0 for
-	// SDXL). Default 7.5 (the SD pipeline's; SDXL's is 5).
+	// SDXL); task = "diffusion" samples with classifier-free guidance at this scale. Default 7.5
+	// (the SD pipeline's; SDXL's is 5).
 	ValidationGuidance float64 `toml:"validation_guidance"`
 	// ValidationSeed seeds the validation noise, so every validation of a run is comparable.
 	// Default 0.
@@ -229,6 +314,13 @@ type RunSpec struct {
 // Default returns the spec every experiment file starts from: diffusers' SD 1.x LCD defaults.
 func Default() Spec {
 	return Spec{
+		Task: "lcd",
+		Diffusion: DiffusionSpec{
+			EMADecay: 0.9999, EMAInvGamma: 1, EMAPower: 2.0 / 3,
+		},
+		VAE: VAESpec{
+			Reconstruction: "l2", KLWeight: 1e-6, ValidationImages: 256, GridImages: 8, ScalingImages: 2048,
+		},
 		Model: ModelSpec{
 			Path: "runwayml/stable-diffusion-v1-5",
 		},

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -16,7 +17,9 @@ import (
 func shipped(t *testing.T) []string {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join("..", "*.toml"))
-	if err != nil || len(files) < 5 {
+	more, _ := filepath.Glob(filepath.Join("..", "*", "*.toml")) // recipe sets: experiments/fashion
+	files = append(files, more...)
+	if err != nil || len(files) < 7 {
 		t.Fatalf("shipped experiments: %v %v", files, err)
 	}
 	return files
@@ -83,13 +86,20 @@ func TestShippedExperimentsStateOnlyDifferences(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var doc map[string]map[string]any
+		var doc map[string]any
 		if err := toml.Unmarshal(data, &doc); err != nil {
 			t.Fatal(err)
 		}
-		for sec, kvs := range doc {
+		for sec, v := range doc {
+			kvs, ok := v.(map[string]any)
+			if !ok {
+				kvs = map[string]any{"": v} // a top-level key
+			}
 			for name := range kvs {
 				key := sec + "." + name
+				if name == "" {
+					key = sec
+				}
 				if key == "model.path" {
 					continue
 				}
@@ -407,4 +417,56 @@ lr = 1e-6
 	// Output:
 	// lora 64 1e-06 256 runs/nb
 	// -set lora.rnak=8: unknown key "lora.rnak" (did you mean "lora.rank"?)
+}
+
+// A key of another task's section is an error naming the file, the line and the key, even at its
+// default value, in a file and in -set; in a spec built in code, a changed value is one.
+func TestKeysOfAnotherTaskAreRefused(t *testing.T) {
+	for _, tc := range []struct{ doc, want string }{
+		{"task = \"diffusion\"\n[distill]\nw_min = 5\n", `x.toml:3: distill.w_min is a key of task "lcd"; this experiment has task = "diffusion"`},
+		{"task = \"vae\"\n[diffusion]\nsnr_gamma = 5\n", `x.toml:3: diffusion.snr_gamma is a key of task "diffusion"; this experiment has task = "vae"`},
+		{"[vae]\nkl_weight = 0.1\n", `x.toml:2: vae.kl_weight is a key of task "vae"; this experiment has task = "lcd"`},
+		{"task = \"vae\"\n[run]\nvalidation_prompts = [\"a\"]\n", `x.toml:3: run.validation_prompts is a key of task "lcd" or "diffusion"`},
+	} {
+		if got := parseErr(t, tc.doc); !strings.Contains(got, tc.want) {
+			t.Errorf("%q: error %q, want it to contain %q", tc.doc, got, tc.want)
+		}
+	}
+	if got := parseErr(t, "", "task=diffusion", "lora.rank=64"); !strings.Contains(got, `-set lora.rank=64: lora.rank is a key of task "lcd"`) {
+		t.Errorf("-set: %q", got)
+	}
+	s := Default()
+	s.Task = "vae"
+	s.Distill.WMin = 3
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), `distill.w_min = 3: distill.w_min is a key of task "lcd"`) {
+		t.Errorf("Validate: %v", err)
+	}
+	if got := parseErr(t, "task = \"gan\"\n"); !strings.Contains(got, `x.toml:1: task = "gan" must be one of "lcd", "diffusion", "vae"`) {
+		t.Errorf("unknown task: %q", got)
+	}
+}
+
+// Each task's resolved TOML holds its own sections only, and reads back to the same spec.
+func TestTaskTOMLHoldsItsOwnSections(t *testing.T) {
+	for task, want := range map[string][]string{
+		"lcd": {"[distill]", "[lora]"}, "diffusion": {"[diffusion]"}, "vae": {"[vae]"},
+	} {
+		s, err := Parse(nil, "", []string{"task=" + task})
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := s.TOML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, sec := range []string{"[distill]", "[lora]", "[diffusion]", "[vae]"} {
+			if has := strings.Contains(string(data), "\n"+sec+"\n"); has != slices.Contains(want, sec) {
+				t.Errorf("task %s: TOML has %s: %v", task, sec, has)
+			}
+		}
+		if task == "vae" && strings.Contains(string(data), "validation_prompts") {
+			t.Errorf("task vae: TOML has run.validation_prompts")
+		}
+		roundTrip(t, task, s)
+	}
 }

@@ -143,6 +143,16 @@ func (s Spec) check() *checker {
 		}
 	}
 
+	// task, and the keys of other tasks: set in code (Parse refuses them in files), they would be
+	// silently ignored.
+	c.oneOf("task", Tasks...)
+	def := Default()
+	for _, f := range fields {
+		if !KeyOfTask(f.key, s.Task) && !reflect.DeepEqual(f.value(&s).Interface(), f.value(&def).Interface()) {
+			c.fail([]string{f.key}, "%s: %s", c.kv(f.key), foreignKeyMessage(f.key, s.Task))
+		}
+	}
+
 	// [model]
 	c.nonEmpty("model.path")
 	if strings.ContainsAny(s.Model.Revision, " \t\r\n\\") {
@@ -188,6 +198,34 @@ func (s Spec) check() *checker {
 			c.fail([]string{"lora.formats"}, "%s: %s is not a LoRA file format (want %s)", c.kv("lora.formats"), quote(f), strings.Join(LoRAFormats, ", "))
 		}
 	}
+
+	// [diffusion]
+	c.oneOf("diffusion.prediction_type", "", "epsilon", "v_prediction")
+	c.nonNegative("diffusion.snr_gamma")
+	c.nonNegative("diffusion.noise_offset")
+	c.nonNegative("diffusion.input_perturbation")
+	c.floatIn("diffusion.proportion_empty_prompts", 0, 1, false)
+	c.floatIn("diffusion.ema_decay", 0, 1, false)
+	c.floatIn("diffusion.ema_min_decay", 0, 1, false)
+	if df := s.Diffusion; df.EMAMinDecay > df.EMADecay {
+		c.fail([]string{"diffusion.ema_min_decay", "diffusion.ema_decay"}, "%s is greater than %s",
+			c.kv("diffusion.ema_min_decay"), c.kv("diffusion.ema_decay"))
+	}
+	c.intAtLeast("diffusion.ema_update_after_step", 0)
+	c.positive("diffusion.ema_inv_gamma")
+	c.positive("diffusion.ema_power")
+	if s.Diffusion.UNetConfig != "" && !s.Diffusion.FromScratch {
+		c.fail([]string{"diffusion.unet_config", "diffusion.from_scratch"}, "%s needs %s: a fine-tuned UNet keeps model.path's architecture",
+			c.kv("diffusion.unet_config"), c.kv("diffusion.from_scratch"))
+	}
+
+	// [vae]
+	c.oneOf("vae.reconstruction", "l1", "l2")
+	c.nonNegative("vae.kl_weight")
+	c.listOfNames("vae.validation_sources", false)
+	c.intAtLeast("vae.validation_images", 1)
+	c.intAtLeast("vae.grid_images", 1)
+	c.intAtLeast("vae.scaling_images", 2)
 
 	// [data]
 	c.listOfNames("data.sources", false)
@@ -243,7 +281,7 @@ func (s Spec) check() *checker {
 		}
 	}
 	c.listOfNames("run.validation_prompts", false)
-	if r.ValidationEvery > 0 {
+	if r.ValidationEvery > 0 && s.Task != "vae" {
 		for _, key := range []string{"run.validation_prompts", "run.validation_inference_steps"} {
 			if fieldByKey[key].value(&s).Len() == 0 {
 				c.fail([]string{key, "run.validation_every"}, "%s is empty but %s asks for validation (0 turns it off)",
@@ -252,6 +290,14 @@ func (s Spec) check() *checker {
 		}
 	}
 	for _, n := range r.ValidationInferenceSteps {
+		if s.Task == "diffusion" {
+			// DDIM on the teacher's own schedule.
+			if n < 1 || n > TrainTimesteps {
+				c.fail([]string{"run.validation_inference_steps"}, "%s: %d DDIM steps is outside 1..%d",
+					c.kv("run.validation_inference_steps"), n, TrainTimesteps)
+			}
+			continue
+		}
 		if n < 1 || (ddimOK && n > d.NumDDIMTimesteps) { // a bad num_ddim_timesteps is reported already
 			c.fail([]string{"run.validation_inference_steps", "distill.num_ddim_timesteps"},
 				"%s: %d steps is outside 1..%d (distill.num_ddim_timesteps, the LCM sampler's original_inference_steps)",
