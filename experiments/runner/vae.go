@@ -18,6 +18,7 @@ import (
 	"github.com/golcm/golcm/lcm"
 	"github.com/golcm/golcm/models/nn"
 	"github.com/golcm/golcm/models/vae"
+	"github.com/golcm/golcm/metrics"
 	"github.com/golcm/golcm/objectives"
 	"github.com/golcm/golcm/sampling"
 	"github.com/golcm/golcm/train"
@@ -201,7 +202,7 @@ func (t *vaeTask) validate(step int) error {
 		}
 		per := 3 * H * W
 		for i := range B {
-			p, err := objectives.PSNR(px[i*per:(i+1)*per], rec[i*per:(i+1)*per], 2)
+			p, err := metrics.PSNR(px[i*per:(i+1)*per], rec[i*per:(i+1)*per], 2)
 			if err != nil {
 				return err
 			}
