@@ -16,9 +16,9 @@ import (
 
 	"github.com/golcm/golcm/datasets"
 	"github.com/golcm/golcm/lcm"
+	"github.com/golcm/golcm/metrics"
 	"github.com/golcm/golcm/models/nn"
 	"github.com/golcm/golcm/models/vae"
-	"github.com/golcm/golcm/metrics"
 	"github.com/golcm/golcm/objectives"
 	"github.com/golcm/golcm/sampling"
 	"github.com/golcm/golcm/train"
