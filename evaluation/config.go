@@ -37,6 +37,12 @@ type Config struct {
 	LoRAGuidance float64 `toml:"lora_guidance" json:"lora_guidance"`
 	// StudentSteps are the LCM step counts of both students.
 	StudentSteps []int `toml:"student_steps" json:"student_steps"`
+	// Undistilled adds the "undistilled" rows: the teacher's own UNet
+	// sampled with the LCM scheduler at StudentSteps and LoRAGuidance,
+	// which is what both students start from (a LoRA at step 0; the full
+	// student less its new w embedding), so each distillation can be
+	// measured against no distillation at all.
+	Undistilled bool `toml:"undistilled" json:"undistilled,omitempty"`
 
 	// Prompts, else PromptsFile (one prompt a line, blank lines skipped),
 	// else with a classifier one prompt per class from PromptTemplate

@@ -73,6 +73,9 @@ func Run(ctx context.Context, cfg Config, o RunOptions) (*Report, error) {
 	if len(cfg.TeacherSteps) > 0 {
 		plan.Candidates = append(plan.Candidates, Candidate{Model: "teacher", Sampler: ts, Scheduler: "ddim", Guidance: cfg.TeacherGuidance, Steps: cfg.TeacherSteps})
 	}
+	if cfg.Undistilled {
+		plan.Candidates = append(plan.Candidates, Candidate{Model: "undistilled", Sampler: ts, Scheduler: "lcm", Guidance: cfg.LoRAGuidance, Steps: cfg.StudentSteps})
+	}
 	if cfg.Student != "" {
 		p, err := load(cfg.Student)
 		if err != nil {

@@ -35,6 +35,9 @@ func (l intList) Set(v string) error {
 }
 
 func runEval(args []string) error {
+	if len(args) > 0 && args[0] == "check" {
+		return runEvalCheck(args[1:])
+	}
 	// -f is read first: the file's [eval] values are the defaults the
 	// other flags override.
 	cfg := evaluation.DefaultConfig()
@@ -56,6 +59,7 @@ func runEval(args []string) error {
 	fs.StringVar(&cfg.LoRABase, "lora-base", cfg.LoRABase, "pipeline folder the LoRA adapts (default: -teacher)")
 	fs.Float64Var(&cfg.LoRAGuidance, "lora-guidance", cfg.LoRAGuidance, "the LCM-LoRA's guidance scale (CFG when > 1)")
 	fs.Var(intList{&cfg.StudentSteps}, "student-steps", "the students' LCM step counts, comma-separated")
+	fs.BoolVar(&cfg.Undistilled, "undistilled", cfg.Undistilled, "add the teacher's own UNet sampled with the LCM scheduler at -student-steps and -lora-guidance: what the students start from, before distillation")
 	var prompts stringList
 	fs.Var(&prompts, "prompt", "a prompt; repeat the flag for several (replaces the file's prompts)")
 	fs.StringVar(&cfg.PromptsFile, "prompts-file", cfg.PromptsFile, "text file of prompts, one a line (used when no -prompt is given)")

@@ -26,6 +26,7 @@ usage:
   go run ./experiments lora fuse -in FILE -base MODEL -out DIR
   go run ./experiments classifier -out DIR [-train IMAGES.idx -test IMAGES.idx -steps 2000]
   go run ./experiments eval -teacher DIR [-student DIR] [-lora FILE] [-classifier DIR] -out DIR
+  go run ./experiments eval check -report DIR/eval.json -assert "lcm/lcm/4 latent_rmse < 0.5"
 
 Commands: train (the default), sample, init-model, data, bench, export, lora, classifier, eval.
 Run any command with -h for its flags.
