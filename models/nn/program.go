@@ -123,7 +123,11 @@ func (p *Program) Run(inputs ...*tensors.Tensor) (outs []*tensors.Tensor, err er
 			}
 		}
 	}
-	args := make([]any, 0, len(inputs)+64)
+	n := len(inputs)
+	for _, ts := range groups {
+		n += len(ts)
+	}
+	args := make([]any, 0, n)
 	for i, ts := range groups {
 		for _, t := range ts {
 			if !p.donate[i] || kept[t] {
