@@ -17,25 +17,29 @@ import (
 // or the eval command's flags, over DefaultConfig.
 type Config struct {
 	// Teacher is the teacher's diffusers pipeline folder (required): DDIM
-	// with classifier-free guidance at TeacherSteps and ReferenceSteps.
+	// with classifier-free guidance TeacherGuidance (default 7.5, as
+	// StableDiffusionPipeline) at TeacherSteps (default [1, 2, 4, 8]) and
+	// ReferenceSteps.
 	Teacher         string  `toml:"teacher" json:"teacher"`
 	TeacherGuidance float64 `toml:"teacher_guidance" json:"teacher_guidance"`
 	TeacherSteps    []int   `toml:"teacher_steps" json:"teacher_steps"`
-	// ReferenceSteps is the teacher's step count every other row is
-	// compared with, sample by sample.
+	// ReferenceSteps (default 50) is the teacher's step count every other
+	// row is compared with, sample by sample.
 	ReferenceSteps int `toml:"reference_steps" json:"reference_steps"`
 
 	// Student is a full LCM's pipeline folder (what a full distillation
-	// exports); "" leaves it out. Its guidance is the w+1 it embeds.
+	// exports); "" leaves it out. StudentGuidance (default 8.5, as
+	// LatentConsistencyModelPipeline) is the w+1 it embeds.
 	Student         string  `toml:"student" json:"student,omitempty"`
 	StudentGuidance float64 `toml:"student_guidance" json:"student_guidance"`
 	// LoRA is an LCM-LoRA file applied to LoRABase's UNet (default: the
-	// teacher); "" leaves it out. LoRAGuidance > 1 runs CFG, as diffusers'
-	// LCM-LoRA pipelines do.
+	// teacher); "" leaves it out. LoRAGuidance (default 1) > 1 runs CFG, as
+	// diffusers' LCM-LoRA pipelines do.
 	LoRA         string  `toml:"lora" json:"lora,omitempty"`
 	LoRABase     string  `toml:"lora_base" json:"lora_base,omitempty"`
 	LoRAGuidance float64 `toml:"lora_guidance" json:"lora_guidance"`
-	// StudentSteps are the LCM step counts of both students.
+	// StudentSteps are the LCM step counts of both students (default
+	// [1, 2, 4, 8]).
 	StudentSteps []int `toml:"student_steps" json:"student_steps"`
 	// Undistilled adds the "undistilled" rows: the teacher's own UNet
 	// sampled with the LCM scheduler at StudentSteps and LoRAGuidance,
@@ -46,14 +50,15 @@ type Config struct {
 
 	// Prompts, else PromptsFile (one prompt a line, blank lines skipped),
 	// else with a classifier one prompt per class from PromptTemplate
-	// ("{label}": the class name, "{a}": its article), the captions golcm's
-	// data convert gives an IDX data set.
+	// ("{label}": the class name, "{a}": its article; default
+	// "a photo of {a} {label}", the captions golcm's data convert gives an
+	// IDX data set). SamplesPerPrompt defaults to 1.
 	Prompts          []string `toml:"prompts" json:"prompts"`
 	PromptsFile      string   `toml:"prompts_file" json:"prompts_file,omitempty"`
 	PromptTemplate   string   `toml:"prompt_template" json:"prompt_template,omitempty"`
 	SamplesPerPrompt int      `toml:"samples_per_prompt" json:"samples_per_prompt"`
-	// Seed makes the initial noise (the same for every row) and the LCM
-	// steps' noise.
+	// Seed (default 0) makes the initial noise (the same for every row) and
+	// the LCM steps' noise; BatchSize (default 8) images are sampled a call.
 	Seed      uint64 `toml:"seed" json:"seed"`
 	BatchSize int    `toml:"batch_size" json:"batch_size"`
 	// Width and Height of the samples (0: the teacher's default size).
@@ -83,7 +88,7 @@ func DefaultConfig() Config {
 	return Config{
 		TeacherGuidance: 7.5, TeacherSteps: []int{1, 2, 4, 8}, ReferenceSteps: 50,
 		StudentGuidance: 8.5, LoRAGuidance: 1, StudentSteps: []int{1, 2, 4, 8},
-		PromptTemplate: "a photo of {a} {label}", SamplesPerPrompt: 1, BatchSize: 8,
+		PromptTemplate: datasets.DefaultCaptionTemplate, SamplesPerPrompt: 1, BatchSize: 8,
 	}
 }
 

@@ -1,9 +1,15 @@
 package evaluation
 
 import (
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -69,6 +75,56 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		mutate(&c)
 		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), key) {
 			t.Errorf("%s: %v", key, err)
+		}
+	}
+}
+
+// TestConfigCommentsStateDefaults: every [eval] key DefaultConfig sets is
+// documented with its default, in its field's comment or the comment of
+// the group it is declared in.
+func TestConfigCommentsStateDefaults(t *testing.T) {
+	file, err := parser.ParseFile(token.NewFileSet(), "config.go", nil, parser.ParseComments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := map[string]string{} // field name → the comment above it or its group
+	ast.Inspect(file, func(n ast.Node) bool {
+		ts, ok := n.(*ast.TypeSpec)
+		if !ok || ts.Name.Name != "Config" {
+			return true
+		}
+		doc := ""
+		for _, f := range ts.Type.(*ast.StructType).Fields.List {
+			if f.Doc != nil {
+				doc = f.Doc.Text()
+			}
+			for _, name := range f.Names {
+				docs[name.Name] = strings.Join(strings.Fields(doc), " ")
+			}
+		}
+		return false
+	})
+	def := reflect.ValueOf(DefaultConfig())
+	for i := range def.NumField() {
+		field, v := def.Type().Field(i), def.Field(i)
+		if v.IsZero() {
+			continue
+		}
+		var want string
+		switch x := v.Interface().(type) {
+		case string:
+			want = strconv.Quote(x)
+		case []int:
+			s := make([]string, len(x))
+			for j, n := range x {
+				s[j] = strconv.Itoa(n)
+			}
+			want = "[" + strings.Join(s, ", ") + "]"
+		default:
+			want = fmt.Sprint(x)
+		}
+		if !strings.Contains(docs[field.Name], "default "+want) && !strings.Contains(docs[field.Name], "defaults to "+want) {
+			t.Errorf("eval.%s: its comment does not state its default %s: %q", field.Tag.Get("toml"), want, docs[field.Name])
 		}
 	}
 }

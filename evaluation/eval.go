@@ -353,12 +353,8 @@ func compare(row *Row, s, ref *rowSamples, n int) error {
 
 // classify fills the classifier's measures of a row.
 func classify(row *Row, p Plan, s *rowSamples, real *metrics.Gaussian, classes []int, named int) error {
-	images := make([]image.Image, len(s.images))
-	for i, img := range s.images {
-		images[i] = img
-	}
 	cfg := p.Classifier.Config()
-	x, err := classifier.ImageInput(cfg, images)
+	x, err := classifierInput(cfg, s.images)
 	if err != nil {
 		return err
 	}
@@ -366,7 +362,7 @@ func classify(row *Row, p Plan, s *rowSamples, real *metrics.Gaussian, classes [
 	if err != nil {
 		return err
 	}
-	if real != nil && len(images) >= 2 {
+	if real != nil && len(s.images) >= 2 {
 		g, err := metrics.FitGaussian(out.Features, cfg.FeatureDim)
 		if err != nil {
 			return err
@@ -394,6 +390,29 @@ func classify(row *Row, p Plan, s *rowSamples, real *metrics.Gaussian, classes [
 		row.PromptAccuracy = &acc
 	}
 	return nil
+}
+
+// classifierInput turns images into the classifier's input [n, InChannels,
+// ImageSize, ImageSize]: each image as the VAE takes it (sampling.ImagePixels:
+// resized when its size differs, in [-1, 1]), averaged to gray for a
+// one-channel classifier (golcm's grayscale data is gray replicated to RGB).
+func classifierInput(c *classifier.Config, images []*image.RGBA) ([]float32, error) {
+	if c.InChannels != 1 && c.InChannels != 3 {
+		return nil, fmt.Errorf("classifier: images feed 1 or 3 input channels, the classifier has %d", c.InChannels)
+	}
+	plane := c.ImageSize * c.ImageSize
+	out := make([]float32, 0, len(images)*c.InChannels*plane)
+	for _, img := range images {
+		rgb := sampling.ImagePixels(img, c.ImageSize, c.ImageSize)
+		if c.InChannels == 3 {
+			out = append(out, rgb...)
+			continue
+		}
+		for i := range plane {
+			out = append(out, (rgb[i]+rgb[plane+i]+rgb[2*plane+i])/3)
+		}
+	}
+	return out, nil
 }
 
 // measureReal runs the classifier on the real set: its accuracy, the

@@ -89,7 +89,7 @@ func Run(ctx context.Context, cfg Config, o RunOptions) (*Report, error) {
 	}
 	if cfg.LoRA != "" {
 		base := teacher
-		if cfg.LoRABase != "" {
+		if cfg.LoRABase != "" && cfg.LoRABase != cfg.Teacher { // the teacher is loaded already
 			if base, err = load(cfg.LoRABase); err != nil {
 				return nil, fmt.Errorf("eval.lora_base: %w", err)
 			}

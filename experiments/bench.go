@@ -158,8 +158,8 @@ func runBench(args []string) error {
 	if *batch < 0 {
 		return fmt.Errorf("bench: -batch %d: want a positive batch size, or 0 for each row's own", *batch)
 	}
-	for i := range cases {
-		if *batch > 0 {
+	if *batch > 0 {
+		for i := range cases {
 			cases[i].batch = *batch
 		}
 	}
@@ -367,8 +367,8 @@ func benchStep(b compute.Backend, opts nn.Options, cfg *unet.Config, c benchCase
 	index := make([]int64, c.batch)
 	u := make([]float32, c.batch)
 	for i := range index {
-		// Spread over the 50 solver steps whatever the batch (-batch).
-		index[i], u[i] = int64(10*i%50), float32(i)/float32(c.batch)
+		// Spread evenly over the solver's steps whatever the batch (-batch).
+		index[i], u[i] = int64(i*len(solver.Timesteps)/c.batch), float32(i)/float32(c.batch)
 	}
 	coefs, err := lcm.Coefficients(schedule, solver, lcm.Draws{Index: index, U: u}, 5, 15, 10, dim)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -32,7 +33,8 @@ func runClassifier(args []string) error {
 	wd := fs.Float64("weight-decay", defaults.WeightDecay, "AdamW decoupled weight decay")
 	seed := fs.Uint64("seed", 0, "seed of the initial weights and the data order")
 	size := fs.Int("size", arch.ImageSize, "side of the classifier's input: images are centred on a black square this big (32: as data convert pads Fashion-MNIST)")
-	channels := fs.String("channels", intsString(arch.Channels), "output channels of the stride-2 3×3 convolutions, comma-separated")
+	channels := slices.Clone(arch.Channels)
+	fs.Var(intList{&channels}, "channels", "output channels of the stride-2 3×3 convolutions, comma-separated")
 	features := fs.Int("features", arch.FeatureDim, "width of the penultimate (feature) layer")
 	labels := fs.String("labels", strings.Join(arch.Labels, ","), "class names in label order, comma-separated (default: Fashion-MNIST's)")
 	limit := fs.Int("limit", 0, "use only the first N training images (0: all)")
@@ -55,11 +57,7 @@ accuracy, and saves it.`)
 		return fmt.Errorf("classifier: -out is required")
 	}
 	cfg := arch
-	cfg.ImageSize, cfg.FeatureDim, cfg.Labels = *size, *features, strings.Split(*labels, ",")
-	var err error
-	if cfg.Channels, err = parseInts(*channels); err != nil {
-		return fmt.Errorf("classifier: -channels %q: %w", *channels, err)
-	}
+	cfg.ImageSize, cfg.FeatureDim, cfg.Channels, cfg.Labels = *size, *features, channels, strings.Split(*labels, ",")
 	m, err := classifier.New(&cfg, *seed)
 	if err != nil {
 		return err

@@ -48,7 +48,7 @@ func runEval(args []string) error {
 		}
 	}
 	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
-	fs.String("f", "", "TOML file with an [eval] section (teacher, student_steps, output_dir, …: the keys of eval.json's settings); flags override it")
+	fs.String("f", "", "TOML file with an [eval] section (teacher, student_steps, output_dir, …: the keys of eval.json's settings, each documented with its default in evaluation/config.go); flags override it")
 	fs.StringVar(&cfg.Teacher, "teacher", cfg.Teacher, "teacher diffusers pipeline folder, sampled with DDIM + classifier-free guidance (required)")
 	fs.Float64Var(&cfg.TeacherGuidance, "teacher-guidance", cfg.TeacherGuidance, "the teacher's CFG guidance scale")
 	fs.Var(intList{&cfg.TeacherSteps}, "teacher-steps", "the teacher's DDIM step counts, comma-separated (empty: only the reference)")

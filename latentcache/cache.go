@@ -6,6 +6,11 @@
 // Each sample's arrays are stored by name (the Name* constants); the posterior is stored, not a
 // drawn latent, so that a run from the cache still draws latent = mean + std·ε every step, as the
 // training scripts' latent_dist.sample() does.
+//
+// No command uses it yet: the `data cache` command that fills a cache, and the training loader that
+// reads one, are still to come; until then only its tests do.
+//
+// Depends on models/safetensors.
 package latentcache
 
 import (
@@ -48,8 +53,8 @@ type Settings struct {
 	Interpolation string   `json:"data.interpolation"`
 }
 
-// Diff lists, one line each, the settings in which s (the cache's) and run differ.
-func (s Settings) Diff(run Settings) []string {
+// diff lists, one line each, the settings in which s (the cache's) and run differ.
+func (s Settings) diff(run Settings) []string {
 	var out []string
 	a, b := reflect.ValueOf(s), reflect.ValueOf(run)
 	for i := 0; i < a.NumField(); i++ {
@@ -199,7 +204,7 @@ func Open(dir string, run Settings) (*Cache, error) {
 	if err := json.Unmarshal(js, &c.m); err != nil {
 		return nil, fmt.Errorf("latentcache: %s: %w", filepath.Join(dir, manifestName), err)
 	}
-	if d := c.m.Settings.Diff(run); len(d) > 0 {
+	if d := c.m.Settings.diff(run); len(d) > 0 {
 		return nil, fmt.Errorf("latentcache: %s was made with other settings; rebuild it or change the run:\n  %s", dir, strings.Join(d, "\n  "))
 	}
 	for s, sh := range c.m.Shards {
@@ -209,9 +214,6 @@ func Open(dir string, run Settings) (*Cache, error) {
 	}
 	return c, nil
 }
-
-// Settings are those the cache was made with.
-func (c *Cache) Settings() Settings { return c.m.Settings }
 
 // Len is the number of samples in the cache.
 func (c *Cache) Len() int { return len(c.where) }

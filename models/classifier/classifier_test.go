@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"image"
-	"image/color"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -201,29 +199,5 @@ func TestReadIDXCentresImages(t *testing.T) {
 	}
 	if _, err := ReadIDX(labels, labels, 4, 0); err == nil {
 		t.Error("labels given as images: no error")
-	}
-}
-
-// TestImageInputAveragesToGray: an RGB image becomes one gray plane in
-// [-1, 1], resized to the classifier's side when it differs.
-func TestImageInputAveragesToGray(t *testing.T) {
-	c := tinyConfig()
-	img := image.NewRGBA(image.Rect(0, 0, 8, 8))
-	for i := range 64 {
-		img.Set(i%8, i/8, color.RGBA{R: 255, G: 0, B: 51, A: 255})
-	}
-	x, err := ImageInput(c, []image.Image{img, image.NewRGBA(image.Rect(0, 0, 16, 16))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(x) != 2*64 {
-		t.Fatalf("%d values, want 128", len(x))
-	}
-	want := (1 + -1 + (2*51.0/255 - 1)) / 3
-	if d := float64(x[0]) - want; d > 1e-6 || d < -1e-6 {
-		t.Errorf("gray value %v, want %v", x[0], want)
-	}
-	if x[64] != -1 {
-		t.Errorf("resized transparent black image: %v, want -1", x[64])
 	}
 }

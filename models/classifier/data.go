@@ -2,11 +2,7 @@ package classifier
 
 import (
 	"fmt"
-	"image"
-	"image/color"
 	"strings"
-
-	xdraw "golang.org/x/image/draw"
 
 	"github.com/golcm/golcm/datasets"
 )
@@ -72,47 +68,4 @@ func ReadIDX(imagesPath, labelsPath string, size, limit int) (*Dataset, error) {
 // train-images-idx3-ubyte.gz → train-labels-idx1-ubyte.gz.
 func LabelsBeside(images string) string {
 	return strings.Replace(images, "images-idx3", "labels-idx1", 1)
-}
-
-// ImageInput turns images into the classifier's input [n, InChannels,
-// ImageSize, ImageSize]: resized when their size differs (Catmull-Rom),
-// averaged to gray for a one-channel classifier (golcm's grayscale data is
-// gray replicated to RGB), else the RGB channels, in [-1, 1].
-func ImageInput(c *Config, images []image.Image) ([]float32, error) {
-	if c.InChannels != 1 && c.InChannels != 3 {
-		return nil, fmt.Errorf("classifier: images feed 1 or 3 input channels, the classifier has %d", c.InChannels)
-	}
-	s := c.ImageSize
-	plane := s * s
-	out := make([]float32, 0, len(images)*c.InChannels*plane)
-	for _, img := range images {
-		if b := img.Bounds(); b.Dx() != s || b.Dy() != s {
-			dst := image.NewNRGBA(image.Rect(0, 0, s, s))
-			xdraw.CatmullRom.Scale(dst, dst.Bounds(), img, b, xdraw.Src, nil)
-			img = dst
-		}
-		b := img.Bounds()
-		chans := make([][]float32, 3)
-		for ch := range chans {
-			chans[ch] = make([]float32, plane)
-		}
-		for y := range s {
-			for x := range s {
-				px := color.NRGBAModel.Convert(img.At(b.Min.X+x, b.Min.Y+y)).(color.NRGBA)
-				for ch, v := range [3]uint8{px.R, px.G, px.B} {
-					chans[ch][y*s+x] = pixel(v)
-				}
-			}
-		}
-		if c.InChannels == 3 {
-			for _, p := range chans {
-				out = append(out, p...)
-			}
-			continue
-		}
-		for i := range plane {
-			out = append(out, (chans[0][i]+chans[1][i]+chans[2][i])/3)
-		}
-	}
-	return out, nil
 }

@@ -6,7 +6,7 @@
 //
 // The files: config.go (the architecture), classifier.go (the network),
 // load.go (the folder), run.go (batched inference on the host), data.go
-// (labelled images, IDX files), train.go (training with package train).
+// (labelled IDX images), train.go (training with package train).
 //
 // Depends on GoMLX, models/nn, models/hub, models/safetensors and train.
 package classifier

@@ -56,10 +56,10 @@ func (r *Runner) Predict(images []float32) (*Output, error) {
 	}
 	n := len(images) / per
 	out := &Output{Features: make([]float32, 0, n*c.FeatureDim), Logits: make([]float32, 0, n*c.NumClasses())}
+	chunk := make([]float32, r.batch*per) // copied into each batch's tensor, so reused
 	for start := 0; start < n; start += r.batch {
 		count := min(r.batch, n-start)
-		chunk := make([]float32, r.batch*per)
-		copy(chunk, images[start*per:(start+count)*per])
+		clear(chunk[copy(chunk, images[start*per:(start+count)*per]):])
 		x := tensors.FromFlatDataAndDimensions(chunk, r.batch, c.InChannels, c.ImageSize, c.ImageSize)
 		outs, err := r.prog.Run(x)
 		if err != nil {

@@ -3,11 +3,13 @@ package nn
 import (
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read as math
 	"github.com/gomlx/gomlx/core/tensors"
 
@@ -99,22 +101,35 @@ func (p *Program) Donate(groups ...int) {
 // returns the outputs. Graph-building panics come back as errors
 // (backend.Catch: a panicked error keeps its chain).
 func (p *Program) Run(inputs ...*tensors.Tensor) (outs []*tensors.Tensor, err error) {
+	groups, err := p.groupTensors()
+	if err != nil {
+		return nil, err
+	}
 	if !p.onDevice {
-		if err := p.toDevice(); err != nil {
+		if err := p.toDevice(groups); err != nil {
 			return nil, err
 		}
 	}
-	kept := map[*tensors.Tensor]bool{}
-	for i, w := range p.groups {
-		if !p.donate[i] {
-			for _, t := range w.Tensors() {
-				kept[t] = true
+	// kept holds the tensors of groups not donated, which a donated group
+	// may share; with nothing donated there is nothing to look up.
+	var kept map[*tensors.Tensor]bool
+	if slices.Contains(p.donate, true) {
+		kept = map[*tensors.Tensor]bool{}
+		for i, ts := range groups {
+			if !p.donate[i] {
+				for _, t := range ts {
+					kept[t] = true
+				}
 			}
 		}
 	}
-	args := make([]any, 0, len(inputs)+64)
-	for i, w := range p.groups {
-		for _, t := range w.Tensors() {
+	n := len(inputs)
+	for _, ts := range groups {
+		n += len(ts)
+	}
+	args := make([]any, 0, n)
+	for i, ts := range groups {
+		for _, t := range ts {
 			if !p.donate[i] || kept[t] {
 				args = append(args, t)
 				continue
@@ -133,16 +148,30 @@ func (p *Program) Run(inputs ...*tensors.Tensor) (outs []*tensors.Tensor, err er
 		return nil, caught
 	}
 	if err == nil && p.opts.Cost != nil {
-		shapes := make([]string, len(inputs))
-		for i, t := range inputs {
-			shapes[i] = t.Shape().String()
-		}
 		p.mu.Lock()
-		f := p.flops[strings.Join(shapes, ";")]
+		f := p.flops[shapesKey(inputs)]
 		p.mu.Unlock()
 		p.opts.Cost.add(f)
 	}
 	return outs, err
+}
+
+// groupTensors is each group's tensors in the order the graph was compiled
+// with (Names at Compile): the caller may have replaced tensors since, but
+// not removed a name.
+func (p *Program) groupTensors() ([][]*tensors.Tensor, error) {
+	out := make([][]*tensors.Tensor, len(p.groups))
+	for i, w := range p.groups {
+		out[i] = make([]*tensors.Tensor, len(p.names[i]))
+		for j, name := range p.names[i] {
+			t, ok := w.Get(name)
+			if !ok {
+				return nil, fmt.Errorf("weight group %d: weight %s was removed after Compile", i, name)
+			}
+			out[i][j] = t
+		}
+	}
+	return out, nil
 }
 
 // toDevice moves the weights to the backend before the first run, one
@@ -150,10 +179,10 @@ func (p *Program) Run(inputs ...*tensors.Tensor) (outs []*tensors.Tensor, err er
 // first Exec, every weight would be copied before the garbage collector
 // runs (it waits for the heap to double): an SD 1.5 UNet then peaks with
 // its 3.4 GB twice over.
-func (p *Program) toDevice() error {
+func (p *Program) toDevice(groups [][]*tensors.Tensor) error {
 	pending := 0
-	for _, w := range p.groups {
-		for _, t := range w.Tensors() {
+	for _, ts := range groups {
+		for _, t := range ts {
 			if t.IsOnDevice(0) {
 				continue
 			}
@@ -170,8 +199,9 @@ func (p *Program) toDevice() error {
 	return nil
 }
 
-// shapesKey names a graph by its per-call input shapes, as Run sees them.
-func shapesKey(inputs []*Node) string {
+// shapesKey names a graph by its per-call input shapes: the build function
+// keys its FLOPs by the input nodes, Run looks them up by the tensors.
+func shapesKey[T interface{ Shape() shapes.Shape }](inputs []T) string {
 	s := make([]string, len(inputs))
 	for i, n := range inputs {
 		s[i] = n.Shape().String()

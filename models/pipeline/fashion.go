@@ -2,10 +2,11 @@ package pipeline
 
 // fashionVAEConfig is an AutoencoderKL with a ×4 downsampling (three
 // levels) for 32×32 Fashion-MNIST images: 8×8×4 latents, the "fashion"
-// UNet's sample_size. The widths grow as the resolution falls (16 channels at
-// 32×32, 64 at 8×8) because the full-resolution convolutions dominate its
-// cost: (32, 64, 64) trained about 3× slower on two cores. Its scaling_factor of 1 is a placeholder: the vae task
-// sets it to 1/std of the trained encoder's latents (diffusers' convention).
+// UNet's sample_size. The widths grow as the resolution falls (16 channels
+// at 32×32, 64 at 8×8) because the full-resolution convolutions dominate
+// its cost: (32, 64, 64) trained about 3× slower on two cores. Its
+// scaling_factor of 1 is a placeholder: the vae task sets it to 1/std of
+// the trained encoder's latents (diffusers' convention).
 var fashionVAEConfig = map[string]any{
 	"_class_name":        "AutoencoderKL",
 	"_diffusers_version": diffusersVersion,
