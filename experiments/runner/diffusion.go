@@ -62,7 +62,7 @@ func (t *diffusionTask) build() error {
 		if err := r.pipe.CheckUNet(m); err != nil {
 			return fmt.Errorf("diffusion.unet_config = %q: %w", d.UNetConfig, err)
 		}
-		fmt.Fprintf(r.log, "diffusion: training a UNet from scratch (%d parameters)\n", m.Weights.NumParameters())
+		r.logFromScratch("diffusion", "a UNet", m.Weights.NumParameters())
 	}
 	if m.Config.TextTime() {
 		return fmt.Errorf("task = \"diffusion\" trains SD 1.x/2.x UNets; %s is an SD-XL UNet", r.spec.Model.Path)

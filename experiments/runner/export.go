@@ -139,6 +139,7 @@ func (r *run) exportTaskCheckpoint(dir string) (*Result, error) {
 		return nil, err
 	}
 	r.backend, r.nnOpts = b, nn.ForBackend(choice.Name())
+	r.restoring = true
 	r.task = r.newTask()
 	if err := r.task.build(); err != nil {
 		return nil, err

@@ -74,6 +74,9 @@ type run struct {
 	solver   *lcm.DDIMSolver
 
 	task task
+	// restoring says a checkpoint replaces the built task's weights (a
+	// resumed run, an export from a checkpoint): nothing trains from scratch.
+	restoring bool
 
 	studentCfg *unet.Config
 	adapters   *lora.Adapters
@@ -160,6 +163,7 @@ func (r *run) start() error {
 		return err
 	}
 	state := State{}
+	r.restoring = len(resumeFrom) > 0
 	r.task = r.newTask()
 	if err := r.task.build(); err != nil {
 		return err

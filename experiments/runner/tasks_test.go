@@ -272,7 +272,7 @@ func formatG(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
 // checkTaskResumes runs s for 6 steps, then again killed after step 3
 // and resumed (from the step-2 checkpoint): the resumed steps' losses equal
 // the uninterrupted run's bit for bit, and so do the final checkpoints'
-// weights, every group.
+// weights, every group; the resumed run does not log a start from scratch.
 func checkTaskResumes(t *testing.T, root string, task string, sets ...string) (whole, resumed *Result) {
 	t.Helper()
 	ws := taskSpec(t, root, filepath.Join(root, "whole"), task, sets...)
@@ -287,9 +287,16 @@ func checkTaskResumes(t *testing.T, root string, task string, sets ...string) (w
 		t.Fatalf("killed run: %v, want ErrInterrupted", err)
 	}
 	s.Run.Resume = "latest"
-	resumed, err = Run(context.Background(), s, quiet())
+	var log strings.Builder
+	resumedOpts := quiet()
+	resumedOpts.Log = &log
+	resumed, err = Run(context.Background(), s, resumedOpts)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The resumed run's weights come from its checkpoint, not a fresh init.
+	if strings.Contains(log.String(), "from scratch") || !strings.Contains(log.String(), "resuming from") {
+		t.Errorf("resumed run's log says:\n%s\nwant a resume and no training from scratch", log.String())
 	}
 	if len(whole.Losses) != 6 || len(resumed.Losses) != 4 {
 		t.Fatalf("%d uninterrupted and %d resumed steps, want 6 and 4", len(whole.Losses), len(resumed.Losses))

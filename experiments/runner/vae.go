@@ -48,7 +48,7 @@ func (t *vaeTask) build() error {
 	if v.FromScratch {
 		w := nn.RandomWeights(t.model.Config.ParamShapes(), uint64(r.spec.Run.Seed)^0x766165, 0.02)
 		t.model = &vae.Model{Config: t.model.Config, Weights: w}
-		fmt.Fprintf(r.log, "vae: training an AutoencoderKL from scratch (%d parameters)\n", w.NumParameters())
+		r.logFromScratch("vae", "an AutoencoderKL", w.NumParameters())
 	}
 	cfg := t.model.Config
 	o := r.spec.Optim
