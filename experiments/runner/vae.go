@@ -34,7 +34,7 @@ type vaeTask struct {
 	tr    *train.Trainer
 	last  map[string]any // the last step's loss terms
 
-	recon, encode *train.Program // validation: decode(mode); export: posterior samples
+	recon, encode *train.Program // validation: decode(mode); export: posterior samples only
 	valImages     [][]float32    // the validation images, one batch each [b, 3, H, W]
 }
 
@@ -78,8 +78,12 @@ func (t *vaeTask) build() error {
 	}
 	t.encode, err = train.Compile(r.backend, group, []string{"pixels", "noise"}, r.nnOpts, func(g map[string]*nn.Params, in map[string]*Node) map[string]*Node {
 		root := g["vae"].Root("")
-		post := vae.Encode(root, cfg, in["pixels"])
-		return map[string]*Node{"latents": post.Sample(in["noise"]), "recon": vae.Decode(root, cfg, post.Mode())}
+		// Fed the whole VAE, it reads only the encoder: the decoder's
+		// weights are bound, not decoded with.
+		for _, name := range t.model.Weights.Names() {
+			root.Param(name)
+		}
+		return map[string]*Node{"latents": vae.Encode(root, cfg, in["pixels"]).Sample(in["noise"])}
 	})
 	return err
 }
