@@ -185,17 +185,8 @@ func (r *run) exportPipeline() error {
 	if err := writeModelIndex(out, r.pipe.Index, len(r.pipe.TextEncoders) == 2); err != nil {
 		return err
 	}
-	for _, name := range copiedComponents(len(r.pipe.TextEncoders) == 2) {
-		src, variant := filepath.Join(r.pipe.Dir, name), r.spec.Model.Variant
-		if name == "vae" {
-			src = r.pipe.VAEDir
-			if r.spec.Model.VAE != "" {
-				variant = "" // an override VAE is read in full precision (pipeline.Load)
-			}
-		}
-		if err := hub.CopyComponent(src, filepath.Join(out, name), variant); err != nil {
-			return fmt.Errorf("export %s: %w", name, err)
-		}
+	if err := r.copyComponents(len(r.pipe.TextEncoders) == 2); err != nil {
+		return err
 	}
 	sched := LCMSchedulerConfig(r.schedCfg, r.spec.Distill.NumDDIMTimesteps, r.spec.Distill.TimestepScalingFactor)
 	if err := writeJSON(filepath.Join(out, "scheduler", "scheduler_config.json"), sched); err != nil {
@@ -213,6 +204,24 @@ func copiedComponents(sdxl bool) []string {
 		names = append(names, "text_encoder_2", "tokenizer_2")
 	}
 	return names
+}
+
+// copyComponents copies the pipeline's copiedComponents into the output
+// folder (hard links where the filesystem allows).
+func (r *run) copyComponents(sdxl bool) error {
+	for _, name := range copiedComponents(sdxl) {
+		src, variant := filepath.Join(r.pipe.Dir, name), r.spec.Model.Variant
+		if name == "vae" {
+			src = r.pipe.VAEDir
+			if r.spec.Model.VAE != "" {
+				variant = "" // an override VAE is read in full precision (pipeline.Load)
+			}
+		}
+		if err := hub.CopyComponent(src, filepath.Join(r.spec.Run.OutputDir, name), variant); err != nil {
+			return fmt.Errorf("export %s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // writeModelIndex writes out/model_index.json for the exported pipeline:
