@@ -82,11 +82,10 @@ func (r *run) claimRunFolder() ([]string, error) {
 		slices.Reverse(all)
 		candidates = all
 	default:
-		dir, err := resolveResume(out, run.Resume)
-		if err != nil {
+		if err := checkResumePath(run.Resume); err != nil {
 			return nil, err
 		}
-		candidates = []string{dir}
+		candidates = []string{run.Resume}
 	}
 	// A checkpoint of this folder continues its run; one from elsewhere
 	// (another run's, to fine-tune from) starts a run here like a fresh one.

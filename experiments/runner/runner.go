@@ -515,7 +515,7 @@ func (r *run) loop(ctx context.Context) error {
 		}
 		if math.IsNaN(float64(res.Loss)) || math.IsInf(float64(res.Loss), 0) {
 			return fmt.Errorf("loss is %v at step %d (lr %.3g, grad norm %v): stopping; the last good checkpoint is %s",
-				res.Loss, d.Steps, lr, res.GradNorm, r.lastCheckpoint())
+				res.Loss, d.Steps, lr, res.GradNorm, lastCheckpointIn(s.Run.OutputDir))
 		}
 		microLosses += float64(res.Loss)
 		micro++
@@ -527,7 +527,7 @@ func (r *run) loop(ctx context.Context) error {
 		// (an lr of 1e39 overflows them with a finite loss).
 		if !res.WeightsFinite {
 			return fmt.Errorf("the weights are not finite after step %d (lr %.3g, grad norm %v): stopping; the last good checkpoint is %s",
-				d.Steps, lr, res.GradNorm, r.lastCheckpoint())
+				d.Steps, lr, res.GradNorm, lastCheckpointIn(s.Run.OutputDir))
 		}
 		// With gradient accumulation the step's loss is the mean over its
 		// micro-batches.
@@ -592,10 +592,4 @@ func (r *run) checkpoint() (string, error) {
 	}
 	r.result.Checkpoint = path
 	return path, pruneCheckpoints(r.spec.Run.OutputDir, r.spec.Run.CheckpointsKeep)
-}
-
-// lastCheckpoint names the newest checkpoint in the run folder, for the
-// messages of a run that stops.
-func (r *run) lastCheckpoint() string {
-	return lastCheckpointIn(r.spec.Run.OutputDir)
 }
