@@ -220,10 +220,10 @@ func (r *run) loadTeacher() error {
 	if r.solver, err = lcm.NewDDIMSolver(r.schedule, s.Distill.NumDDIMTimesteps); err != nil {
 		return fmt.Errorf("distill.num_ddim_timesteps: %w", err)
 	}
-	if res, f := s.Data.Resolution, p.VAE.Config.DownsampleFactor()*p.UNet.Config.DownsampleFactor(); res%f != 0 {
+	if res, f := s.Data.Resolution, p.SizeMultiple(); res%f != 0 {
 		return fmt.Errorf("data.resolution = %d is not a multiple of %d (VAE factor × UNet downsampling of %s)", res, f, s.Model.Path)
 	}
-	return checkTrainingSizes(s.Data.Config, p.VAE.Config.DownsampleFactor()*p.UNet.Config.DownsampleFactor(), s.Model.Path)
+	return checkTrainingSizes(s.Data.Config, p.SizeMultiple(), s.Model.Path)
 }
 
 // buildStudent makes the student (full UNet with a guidance embedding, or
