@@ -124,13 +124,10 @@ func listCheckpoints(outDir string) ([]string, error) {
 	return out, nil
 }
 
-// checkResumePath checks that run.resume, a path (not "" or "latest"),
-// names a checkpoint folder.
-func checkResumePath(resume string) error {
-	if st, err := os.Stat(filepath.Join(resume, "state.json")); err != nil || st.IsDir() {
-		return fmt.Errorf("run.resume = %q: not a checkpoint folder (no state.json)", resume)
-	}
-	return nil
+// isCheckpoint reports whether dir is a checkpoint folder (holds state.json).
+func isCheckpoint(dir string) bool {
+	st, err := os.Stat(filepath.Join(dir, "state.json"))
+	return err == nil && !st.IsDir()
 }
 
 // pruneCheckpoints keeps the newest keep checkpoints (0 keeps all).

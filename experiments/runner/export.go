@@ -54,12 +54,12 @@ func (r *run) exportWeights(student, target *nn.Weights) error {
 }
 
 // ExportCheckpoint writes what a run exports at its end (a self-contained
-// pipeline folder, or the LoRA files) from the checkpoint folder dir into
+// pipeline folder, the LoRA files, or vae/) from the checkpoint folder dir into
 // out, using the experiment the checkpoint was made by: a checkpoint
 // becomes something `sample -model` and diffusers load. out must be new or
 // empty; "" means <run>/exports/step-N.
 func ExportCheckpoint(dir, out string, opts Options) (res *Result, err error) {
-	if st, err := os.Stat(filepath.Join(dir, "state.json")); err != nil || st.IsDir() {
+	if !isCheckpoint(dir) {
 		return nil, fmt.Errorf("export: %s is not a checkpoint folder (no state.json)", dir)
 	}
 	s, _, err := checkpointSpec(dir)

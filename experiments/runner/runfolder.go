@@ -82,8 +82,8 @@ func (r *run) claimRunFolder() ([]string, error) {
 		slices.Reverse(all)
 		candidates = all
 	default:
-		if err := checkResumePath(run.Resume); err != nil {
-			return nil, err
+		if !isCheckpoint(run.Resume) {
+			return nil, fmt.Errorf("run.resume = %q: not a checkpoint folder (no state.json)", run.Resume)
 		}
 		candidates = []string{run.Resume}
 	}
