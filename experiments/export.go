@@ -17,7 +17,9 @@ func runExport(args []string) error {
 Writes what the run exports at its end from one of its checkpoints, with the experiment the
 checkpoint was made by: for full distillation a self-contained pipeline folder (unet/, unet_target/,
 the teacher's text encoders, tokenizers and VAE, an LCMScheduler, model_index.json) that
-sample -model and diffusers' from_pretrained load; for LoRA the lora.formats files.`)
+sample -model and diffusers' from_pretrained load; for LoRA the lora.formats files; for
+task = "diffusion" a StableDiffusionPipeline folder (unet/, with the EMA weights under use_ema, and
+a DDIMScheduler); for task = "vae" vae/ with the measured scaling_factor.`)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -340,10 +340,15 @@ func (t *Trainer) build(w map[string]*nn.Params, in map[string]*Node, final, acc
 		outs[WeightOutput(adamVGroup, name)] = newV
 		finite = LogicalAnd(finite, LogicalAll(IsFinite(newP)))
 		if t.EMA != nil {
+			// Two arithmetics, not bit-identical in float32: the LCD
+			// scripts' update_ema (μ·ema + (1-μ)·trained) for a constant
+			// decay, diffusers' EMAModel for a scheduled one.
 			old := w[EMAGroup].Root("").Param(name)
-			ema := Add(MulScalar(old, o.EMADecay), MulScalar(newP, 1-o.EMADecay))
+			var ema *Node
 			if t.scheduledEMA() {
 				ema = Sub(old, Mul(in[emaDecayInput], Sub(old, newP)))
+			} else {
+				ema = Add(MulScalar(old, o.EMADecay), MulScalar(newP, 1-o.EMADecay))
 			}
 			outs[WeightOutput(EMAGroup, name)] = ema
 			finite = LogicalAnd(finite, LogicalAll(IsFinite(ema)))

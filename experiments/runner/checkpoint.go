@@ -124,24 +124,10 @@ func listCheckpoints(outDir string) ([]string, error) {
 	return out, nil
 }
 
-// resolveResume turns run.resume into a checkpoint folder: "" is none,
-// "latest" the newest in this run (none when the run has none yet), else a
-// path.
-func resolveResume(outDir, resume string) (string, error) {
-	switch resume {
-	case "":
-		return "", nil
-	case "latest":
-		all, err := listCheckpoints(outDir)
-		if err != nil || len(all) == 0 {
-			return "", err
-		}
-		return all[len(all)-1], nil
-	}
-	if st, err := os.Stat(filepath.Join(resume, "state.json")); err != nil || st.IsDir() {
-		return "", fmt.Errorf("run.resume = %q: not a checkpoint folder (no state.json)", resume)
-	}
-	return resume, nil
+// isCheckpoint reports whether dir is a checkpoint folder (holds state.json).
+func isCheckpoint(dir string) bool {
+	st, err := os.Stat(filepath.Join(dir, "state.json"))
+	return err == nil && !st.IsDir()
 }
 
 // pruneCheckpoints keeps the newest keep checkpoints (0 keeps all).

@@ -14,7 +14,6 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/golcm/golcm/lcm"
-	"github.com/golcm/golcm/models/hub"
 	"github.com/golcm/golcm/models/nn"
 	"github.com/golcm/golcm/models/unet"
 	"github.com/golcm/golcm/objectives"
@@ -62,7 +61,7 @@ func (t *diffusionTask) build() error {
 		if err := r.pipe.CheckUNet(m); err != nil {
 			return fmt.Errorf("diffusion.unet_config = %q: %w", d.UNetConfig, err)
 		}
-		fmt.Fprintf(r.log, "diffusion: training a UNet from scratch (%d parameters)\n", m.Weights.NumParameters())
+		r.logFromScratch("diffusion", "a UNet", m.Weights.NumParameters())
 	}
 	if m.Config.TextTime() {
 		return fmt.Errorf("task = \"diffusion\" trains SD 1.x/2.x UNets; %s is an SD-XL UNet", r.spec.Model.Path)
@@ -281,17 +280,8 @@ func (t *diffusionTask) export() error {
 	if err := m.Save(filepath.Join(out, "unet")); err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
-	for _, name := range copiedComponents(false) {
-		src, variant := filepath.Join(r.pipe.Dir, name), r.spec.Model.Variant
-		if name == "vae" {
-			src = r.pipe.VAEDir
-			if r.spec.Model.VAE != "" {
-				variant = ""
-			}
-		}
-		if err := hub.CopyComponent(src, filepath.Join(out, name), variant); err != nil {
-			return fmt.Errorf("export %s: %w", name, err)
-		}
+	if err := r.copyComponents(false); err != nil {
+		return err
 	}
 	if err := writeJSON(filepath.Join(out, "scheduler", "scheduler_config.json"), t.schedulerConfig()); err != nil {
 		return err

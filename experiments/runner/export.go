@@ -54,12 +54,12 @@ func (r *run) exportWeights(student, target *nn.Weights) error {
 }
 
 // ExportCheckpoint writes what a run exports at its end (a self-contained
-// pipeline folder, or the LoRA files) from the checkpoint folder dir into
+// pipeline folder, the LoRA files, or vae/) from the checkpoint folder dir into
 // out, using the experiment the checkpoint was made by: a checkpoint
 // becomes something `sample -model` and diffusers load. out must be new or
 // empty; "" means <run>/exports/step-N.
 func ExportCheckpoint(dir, out string, opts Options) (res *Result, err error) {
-	if st, err := os.Stat(filepath.Join(dir, "state.json")); err != nil || st.IsDir() {
+	if !isCheckpoint(dir) {
 		return nil, fmt.Errorf("export: %s is not a checkpoint folder (no state.json)", dir)
 	}
 	s, _, err := checkpointSpec(dir)
@@ -139,6 +139,7 @@ func (r *run) exportTaskCheckpoint(dir string) (*Result, error) {
 		return nil, err
 	}
 	r.backend, r.nnOpts = b, nn.ForBackend(choice.Name())
+	r.restoring = true
 	r.task = r.newTask()
 	if err := r.task.build(); err != nil {
 		return nil, err
@@ -184,17 +185,8 @@ func (r *run) exportPipeline() error {
 	if err := writeModelIndex(out, r.pipe.Index, len(r.pipe.TextEncoders) == 2); err != nil {
 		return err
 	}
-	for _, name := range copiedComponents(len(r.pipe.TextEncoders) == 2) {
-		src, variant := filepath.Join(r.pipe.Dir, name), r.spec.Model.Variant
-		if name == "vae" {
-			src = r.pipe.VAEDir
-			if r.spec.Model.VAE != "" {
-				variant = "" // an override VAE is read in full precision (pipeline.Load)
-			}
-		}
-		if err := hub.CopyComponent(src, filepath.Join(out, name), variant); err != nil {
-			return fmt.Errorf("export %s: %w", name, err)
-		}
+	if err := r.copyComponents(len(r.pipe.TextEncoders) == 2); err != nil {
+		return err
 	}
 	sched := LCMSchedulerConfig(r.schedCfg, r.spec.Distill.NumDDIMTimesteps, r.spec.Distill.TimestepScalingFactor)
 	if err := writeJSON(filepath.Join(out, "scheduler", "scheduler_config.json"), sched); err != nil {
@@ -212,6 +204,24 @@ func copiedComponents(sdxl bool) []string {
 		names = append(names, "text_encoder_2", "tokenizer_2")
 	}
 	return names
+}
+
+// copyComponents copies the pipeline's copiedComponents into the output
+// folder (hard links where the filesystem allows).
+func (r *run) copyComponents(sdxl bool) error {
+	for _, name := range copiedComponents(sdxl) {
+		src, variant := filepath.Join(r.pipe.Dir, name), r.spec.Model.Variant
+		if name == "vae" {
+			src = r.pipe.VAEDir
+			if r.spec.Model.VAE != "" {
+				variant = "" // an override VAE is read in full precision (pipeline.Load)
+			}
+		}
+		if err := hub.CopyComponent(src, filepath.Join(r.spec.Run.OutputDir, name), variant); err != nil {
+			return fmt.Errorf("export %s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // writeModelIndex writes out/model_index.json for the exported pipeline:

@@ -271,3 +271,24 @@ func TestExportCheckpoint(t *testing.T) {
 		}
 	}
 }
+
+// TestLoRAFormatsAreTheFileFormats: the names the spec accepts in
+// lora.formats are exactly the formats the export writes (lora.ParseFormat),
+// each to its own file.
+func TestLoRAFormatsAreTheFileFormats(t *testing.T) {
+	var names []string
+	files := map[string]bool{}
+	for _, f := range []lora.Format{lora.FormatDiffusers, lora.FormatKohya, lora.FormatDiffusersOld} {
+		names = append(names, f.String())
+		files[lora.FileNameFor(f)] = true
+	}
+	if !slices.Equal(spec.LoRAFormats, names) || len(files) != len(names) {
+		t.Fatalf("spec.LoRAFormats = %q, lora's formats %q writing %d distinct files", spec.LoRAFormats, names, len(files))
+	}
+	for _, name := range spec.LoRAFormats {
+		f, err := lora.ParseFormat(name)
+		if err != nil || f.String() != name {
+			t.Errorf("lora.ParseFormat(%q) = %v, %v", name, f, err)
+		}
+	}
+}

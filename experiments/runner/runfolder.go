@@ -82,11 +82,10 @@ func (r *run) claimRunFolder() ([]string, error) {
 		slices.Reverse(all)
 		candidates = all
 	default:
-		dir, err := resolveResume(out, run.Resume)
-		if err != nil {
-			return nil, err
+		if !isCheckpoint(run.Resume) {
+			return nil, fmt.Errorf("run.resume = %q: not a checkpoint folder (no state.json)", run.Resume)
 		}
-		candidates = []string{dir}
+		candidates = []string{run.Resume}
 	}
 	// A checkpoint of this folder continues its run; one from elsewhere
 	// (another run's, to fine-tune from) starts a run here like a fresh one.

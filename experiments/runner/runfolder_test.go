@@ -248,3 +248,15 @@ func TestCheckFiniteNamesTheBadTensor(t *testing.T) {
 		}
 	}
 }
+
+// TestResumeFromANonCheckpointIsRefused: run.resume naming a folder
+// without state.json is refused before anything runs, naming the key.
+func TestResumeFromANonCheckpointIsRefused(t *testing.T) {
+	root := t.TempDir()
+	r := &run{spec: tinySpec(t, filepath.Join(root, "teacher"), filepath.Join(root, "out")), log: io.Discard}
+	r.spec.Run.Resume = root
+	_, err := r.claimRunFolder()
+	if err == nil || !strings.Contains(err.Error(), "run.resume") || !strings.Contains(err.Error(), "not a checkpoint folder") {
+		t.Errorf("resume from %s: %v, want run.resume: not a checkpoint folder", root, err)
+	}
+}

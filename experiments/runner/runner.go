@@ -74,6 +74,9 @@ type run struct {
 	solver   *lcm.DDIMSolver
 
 	task task
+	// restoring says a checkpoint replaces the built task's weights (a
+	// resumed run, an export from a checkpoint): nothing trains from scratch.
+	restoring bool
 
 	studentCfg *unet.Config
 	adapters   *lora.Adapters
@@ -160,6 +163,7 @@ func (r *run) start() error {
 		return err
 	}
 	state := State{}
+	r.restoring = len(resumeFrom) > 0
 	r.task = r.newTask()
 	if err := r.task.build(); err != nil {
 		return err
@@ -216,10 +220,10 @@ func (r *run) loadTeacher() error {
 	if r.solver, err = lcm.NewDDIMSolver(r.schedule, s.Distill.NumDDIMTimesteps); err != nil {
 		return fmt.Errorf("distill.num_ddim_timesteps: %w", err)
 	}
-	if res, f := s.Data.Resolution, p.VAE.Config.DownsampleFactor()*p.UNet.Config.DownsampleFactor(); res%f != 0 {
+	if res, f := s.Data.Resolution, p.SizeMultiple(); res%f != 0 {
 		return fmt.Errorf("data.resolution = %d is not a multiple of %d (VAE factor × UNet downsampling of %s)", res, f, s.Model.Path)
 	}
-	return checkTrainingSizes(s.Data.Config, p.VAE.Config.DownsampleFactor()*p.UNet.Config.DownsampleFactor(), s.Model.Path)
+	return checkTrainingSizes(s.Data.Config, p.SizeMultiple(), s.Model.Path)
 }
 
 // buildStudent makes the student (full UNet with a guidance embedding, or
@@ -511,7 +515,7 @@ func (r *run) loop(ctx context.Context) error {
 		}
 		if math.IsNaN(float64(res.Loss)) || math.IsInf(float64(res.Loss), 0) {
 			return fmt.Errorf("loss is %v at step %d (lr %.3g, grad norm %v): stopping; the last good checkpoint is %s",
-				res.Loss, d.Steps, lr, res.GradNorm, r.lastCheckpoint())
+				res.Loss, d.Steps, lr, res.GradNorm, lastCheckpointIn(s.Run.OutputDir))
 		}
 		microLosses += float64(res.Loss)
 		micro++
@@ -523,7 +527,7 @@ func (r *run) loop(ctx context.Context) error {
 		// (an lr of 1e39 overflows them with a finite loss).
 		if !res.WeightsFinite {
 			return fmt.Errorf("the weights are not finite after step %d (lr %.3g, grad norm %v): stopping; the last good checkpoint is %s",
-				d.Steps, lr, res.GradNorm, r.lastCheckpoint())
+				d.Steps, lr, res.GradNorm, lastCheckpointIn(s.Run.OutputDir))
 		}
 		// With gradient accumulation the step's loss is the mean over its
 		// micro-batches.
@@ -588,10 +592,4 @@ func (r *run) checkpoint() (string, error) {
 	}
 	r.result.Checkpoint = path
 	return path, pruneCheckpoints(r.spec.Run.OutputDir, r.spec.Run.CheckpointsKeep)
-}
-
-// lastCheckpoint names the newest checkpoint in the run folder, for the
-// messages of a run that stops.
-func (r *run) lastCheckpoint() string {
-	return lastCheckpointIn(r.spec.Run.OutputDir)
 }

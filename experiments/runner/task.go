@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/golcm/golcm/lcm"
 	"github.com/golcm/golcm/models/nn"
@@ -46,6 +47,14 @@ func (r *run) newTask() task {
 		return &vaeTask{r: r}
 	}
 	return &lcdTask{r: r}
+}
+
+// logFromScratch says that the task trains a freshly initialised model of
+// params parameters, unless a checkpoint is about to replace its weights.
+func (r *run) logFromScratch(task, model string, params int) {
+	if !r.restoring {
+		fmt.Fprintf(r.log, "%s: training %s from scratch (%d parameters)\n", task, model, params)
+	}
 }
 
 // lcdTask is latent consistency distillation (lcm.Distiller): full or LoRA.

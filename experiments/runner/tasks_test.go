@@ -272,7 +272,7 @@ func formatG(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
 // checkTaskResumes runs s for 6 steps, then again killed after step 3
 // and resumed (from the step-2 checkpoint): the resumed steps' losses equal
 // the uninterrupted run's bit for bit, and so do the final checkpoints'
-// weights, every group.
+// weights, every group; the resumed run does not log a start from scratch.
 func checkTaskResumes(t *testing.T, root string, task string, sets ...string) (whole, resumed *Result) {
 	t.Helper()
 	ws := taskSpec(t, root, filepath.Join(root, "whole"), task, sets...)
@@ -287,9 +287,16 @@ func checkTaskResumes(t *testing.T, root string, task string, sets ...string) (w
 		t.Fatalf("killed run: %v, want ErrInterrupted", err)
 	}
 	s.Run.Resume = "latest"
-	resumed, err = Run(context.Background(), s, quiet())
+	var log strings.Builder
+	resumedOpts := quiet()
+	resumedOpts.Log = &log
+	resumed, err = Run(context.Background(), s, resumedOpts)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The resumed run's weights come from its checkpoint, not a fresh init.
+	if strings.Contains(log.String(), "from scratch") || !strings.Contains(log.String(), "resuming from") {
+		t.Errorf("resumed run's log says:\n%s\nwant a resume and no training from scratch", log.String())
 	}
 	if len(whole.Losses) != 6 || len(resumed.Losses) != 4 {
 		t.Fatalf("%d uninterrupted and %d resumed steps, want 6 and 4", len(whole.Losses), len(resumed.Losses))
@@ -524,12 +531,12 @@ func TestVAEExportRoundTrips(t *testing.T) {
 	// All 8 images of the data, in batches of data.batch_size, the last one short: no image is
 	// left out for not filling a batch.
 	s.Data.BatchSize = 3
-	imgs, _, err := (&vaeTask{r: &run{spec: s}}).images(nil, 100)
+	imgs, err := (&vaeTask{r: &run{spec: s}}).images(nil, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(imgs) != 3 || len(imgs[2]) != 2*per {
-		t.Errorf("read %d batches of validation images (last of %d values), want 3, the last of 2 images", len(imgs), len(imgs[len(imgs)-1]))
+	if len(imgs) != 3 || len(imgs[2].pixels) != 2*per {
+		t.Errorf("read %d batches of validation images (last of %d values), want 3, the last of 2 images", len(imgs), len(imgs[len(imgs)-1].pixels))
 	}
 
 	// The checkpoint exports to the same vae/.
@@ -597,5 +604,40 @@ func TestScratchUNetArchitectures(t *testing.T) {
 	}
 	if _, err := scratchUNet("no-such-preset", pipe.UNet, 4, 9); err == nil || !strings.Contains(err.Error(), "neither a preset") {
 		t.Errorf("unknown architecture: %v", err)
+	}
+}
+
+// TestVAEValidatesAndExportsBuckets: with data.buckets the validation and
+// scaling images come in several sizes; validation and export batch each
+// size apart (a batch holds one size), and every image counts.
+func TestVAEValidatesAndExportsBuckets(t *testing.T) {
+	root := t.TempDir()
+	s := taskSpec(t, root, filepath.Join(root, "out"), "vae", "optim.max_train_steps=2", "run.validation_every=2",
+		"data.buckets=[\"64x64\", \"80x48\", \"48x80\"]", "vae.validation_images=8", "vae.scaling_images=8")
+	var log strings.Builder
+	opts := quiet()
+	opts.Log = &log
+	if _, err := Run(context.Background(), s, opts); err != nil {
+		t.Fatal(err)
+	}
+	imgs, err := (&vaeTask{r: &run{spec: s}}).images(nil, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sizes, n := map[[2]int]bool{}, 0
+	for _, b := range imgs {
+		sizes[[2]int{b.w, b.h}] = true
+		n += b.size()
+		if len(b.pixels) != b.size()*3*b.h*b.w {
+			t.Errorf("a %dx%d batch holds %d values, not whole images", b.w, b.h, len(b.pixels))
+		}
+	}
+	if len(sizes) < 2 || n != 8 {
+		t.Fatalf("the 8 images come in sizes %v (%d images), want several", sizes, n)
+	}
+	for _, want := range []string{"PSNR", "over 8 images", "latents of 8 images"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, log.String())
+		}
 	}
 }

@@ -34,8 +34,22 @@ type vaeTask struct {
 	tr    *train.Trainer
 	last  map[string]any // the last step's loss terms
 
-	recon, encode *train.Program // validation: decode(mode); export: posterior samples
-	valImages     [][]float32    // the validation images, one batch each [b, 3, H, W]
+	recon, encode *train.Program // validation: decode(mode); export: posterior samples only
+	valImages     []imageBatch   // the validation images
+}
+
+// imageBatch is a batch of images of one size, pixels [B, 3, H, W].
+type imageBatch struct {
+	pixels []float32
+	h, w   int
+}
+
+// size is the batch's number of images.
+func (b imageBatch) size() int { return len(b.pixels) / (3 * b.h * b.w) }
+
+// tensor is the batch as the programs take it.
+func (b imageBatch) tensor() *tensors.Tensor {
+	return tensors.FromFlatDataAndDimensions(b.pixels, b.size(), 3, b.h, b.w)
 }
 
 func (t *vaeTask) build() error {
@@ -48,7 +62,7 @@ func (t *vaeTask) build() error {
 	if v.FromScratch {
 		w := nn.RandomWeights(t.model.Config.ParamShapes(), uint64(r.spec.Run.Seed)^0x766165, 0.02)
 		t.model = &vae.Model{Config: t.model.Config, Weights: w}
-		fmt.Fprintf(r.log, "vae: training an AutoencoderKL from scratch (%d parameters)\n", w.NumParameters())
+		r.logFromScratch("vae", "an AutoencoderKL", w.NumParameters())
 	}
 	cfg := t.model.Config
 	o := r.spec.Optim
@@ -78,8 +92,12 @@ func (t *vaeTask) build() error {
 	}
 	t.encode, err = train.Compile(r.backend, group, []string{"pixels", "noise"}, r.nnOpts, func(g map[string]*nn.Params, in map[string]*Node) map[string]*Node {
 		root := g["vae"].Root("")
-		post := vae.Encode(root, cfg, in["pixels"])
-		return map[string]*Node{"latents": post.Sample(in["noise"]), "recon": vae.Decode(root, cfg, post.Mode())}
+		// Fed the whole VAE, it reads only the encoder: the decoder's
+		// weights are bound, not decoded with.
+		for _, name := range t.model.Weights.Names() {
+			root.Param(name)
+		}
+		return map[string]*Node{"latents": vae.Encode(root, cfg, in["pixels"]).Sample(in["noise"])}
 	})
 	return err
 }
@@ -130,44 +148,43 @@ func (t *vaeTask) inputs(ctx context.Context) (map[string]*tensors.Tensor, float
 }
 
 // images reads the first n images of sources (the training data when
-// sources is empty) in stream order, a batch at a time.
-func (t *vaeTask) images(sources []string, n int) ([][]float32, []int, error) {
+// sources is empty) in stream order, in batches of one size (with
+// data.buckets the images come in several).
+func (t *vaeTask) images(sources []string, n int) ([]imageBatch, error) {
 	cfg, err := t.r.dataConfig()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if len(sources) > 0 {
 		cfg.Sources, cfg.Format = sources, t.r.spec.Data.Format
 	}
 	// One image per loader batch, since a loader drops its last partial
-	// batch; they are grouped into batches of data.batch_size here.
+	// batch; they are grouped into batches of up to data.batch_size here.
 	batch := min(cfg.BatchSize, n)
 	cfg.ShuffleBuffer, cfg.RandomFlip, cfg.Epochs, cfg.BatchSize = 0, false, 1, 1
 	loader, err := datasets.New(cfg)
 	if err != nil {
-		return nil, nil, fmt.Errorf("vae images: %w", err)
+		return nil, fmt.Errorf("vae images: %w", err)
 	}
 	defer loader.Close()
-	var out [][]float32
-	var hw []int
+	var out []imageBatch
 	for got := 0; got < n; got++ {
 		b, err := loader.Next(context.Background())
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("vae images: %w", err)
+			return nil, fmt.Errorf("vae images: %w", err)
 		}
-		hw = []int{b.Height, b.Width}
-		if got%batch == 0 {
-			out = append(out, make([]float32, 0, batch*len(b.Pixels)))
+		if k := len(out) - 1; k < 0 || out[k].size() == batch || out[k].h != b.Height || out[k].w != b.Width {
+			out = append(out, imageBatch{pixels: make([]float32, 0, batch*len(b.Pixels)), h: b.Height, w: b.Width})
 		}
-		out[len(out)-1] = append(out[len(out)-1], b.Pixels...)
+		out[len(out)-1].pixels = append(out[len(out)-1].pixels, b.Pixels...)
 	}
 	if len(out) == 0 {
-		return nil, nil, fmt.Errorf("vae images: no images in %v", cfg.Sources)
+		return nil, fmt.Errorf("vae images: no images in %v", cfg.Sources)
 	}
-	return out, hw, nil
+	return out, nil
 }
 
 func (t *vaeTask) validationGrid(step int) string {
@@ -182,17 +199,16 @@ func (t *vaeTask) validate(step int) error {
 	r, v := t.r, t.r.spec.VAE
 	if t.valImages == nil {
 		var err error
-		if t.valImages, _, err = t.images(v.ValidationSources, v.ValidationImages); err != nil {
+		if t.valImages, err = t.images(v.ValidationSources, v.ValidationImages); err != nil {
 			return err
 		}
 	}
-	H, W := r.spec.Data.Resolution, r.spec.Data.Resolution
 	var sum float64
 	n := 0
 	var inputs, recons []*image.RGBA
-	for _, px := range t.valImages {
-		B := len(px) / (3 * H * W)
-		outs, err := t.recon.Run(map[string]*tensors.Tensor{"pixels": tensors.FromFlatDataAndDimensions(px, B, 3, H, W)})
+	for _, b := range t.valImages {
+		px, B, H, W := b.pixels, b.size(), b.h, b.w
+		outs, err := t.recon.Run(map[string]*tensors.Tensor{"pixels": b.tensor()})
 		if err != nil {
 			return fmt.Errorf("vae validation at step %d: %w", step, err)
 		}
@@ -239,23 +255,22 @@ func (t *vaeTask) export() error {
 	if err := checkFinite(map[string]*nn.Weights{"vae": w}); err != nil {
 		return fmt.Errorf("export: not writing %s: %w", out, err)
 	}
-	images, hw, err := t.images(nil, r.spec.VAE.ScalingImages)
+	images, err := t.images(nil, r.spec.VAE.ScalingImages)
 	if err != nil {
 		return err
 	}
 	var stats objectives.LatentStats
 	rng := rand.New(rand.NewPCG(uint64(r.spec.Run.Seed), 0x7363616c65))
 	n := 0
-	for _, px := range images {
-		B := len(px) / (3 * hw[0] * hw[1])
-		n += B
-		dims := t.latentDims(B, hw[0], hw[1])
+	for _, b := range images {
+		n += b.size()
+		dims := t.latentDims(b.size(), b.h, b.w)
 		noise := make([]float32, dims[0]*dims[1]*dims[2]*dims[3])
 		for i := range noise {
 			noise[i] = float32(rng.NormFloat64())
 		}
 		outs, err := t.encode.Run(map[string]*tensors.Tensor{
-			"pixels": tensors.FromFlatDataAndDimensions(px, B, 3, hw[0], hw[1]),
+			"pixels": b.tensor(),
 			"noise":  tensors.FromFlatDataAndDimensions(noise, dims...),
 		})
 		if err != nil {

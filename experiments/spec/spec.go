@@ -32,8 +32,9 @@ type Spec struct {
 	// Task is what the run trains: "lcd" (latent consistency distillation of the teacher, the
 	// [distill] and [lora] sections), "diffusion" (the UNet on the noise-prediction objective of
 	// diffusers' train_text_to_image.py, the [diffusion] section) or "vae" (the AutoencoderKL on
-	// reconstruction plus KL, the [vae] section). The keys of another task's section are refused.
-	// Default "lcd".
+	// reconstruction plus KL, the [vae] section). The keys of another task's section are refused,
+	// and so are model.init_tiny outside "lcd", and data.fix_crop_and_size and the prompt
+	// validation keys (run.validation_prompts ...) in "vae". Default "lcd".
 	Task      string        `toml:"task"`
 	Model     ModelSpec     `toml:"model"`
 	Distill   DistillSpec   `toml:"distill"`
@@ -266,8 +267,9 @@ type RunSpec struct {
 	Overwrite bool `toml:"overwrite"`
 	// AllowChanges are keys whose value may differ from the checkpoint's when resuming, e.g.
 	// ["optim.lr"]. A resume compares the resolved experiment with the one saved in the checkpoint
-	// and refuses changes to anything that alters training (model, data, distill, lora, optim, seed)
-	// unless listed here; reporting and validation keys, optim.max_train_steps, data.workers,
+	// and refuses changes to anything that alters training (task, model, data, distill, lora,
+	// diffusion, vae, optim, seed) unless listed here; reporting and validation keys (and vae.*'s
+	// validation and scaling images), optim.max_train_steps, data.workers, data.vae_encode_batch_size,
 	// run.backend and run.gradient_checkpointing may always change. Default [].
 	AllowChanges []string `toml:"allow_changes"`
 	// ValidationEvery samples the validation prompts every N optimizer steps; 0 turns validation

@@ -193,6 +193,7 @@ func (s Spec) check() *checker {
 	c.floatIn("lora.dropout", 0, 1, true)
 	c.listOfNames("lora.targets", true)
 	c.listOfNames("lora.formats", true)
+	c.accepted["lora.formats"] = LoRAFormats // each entry one of them
 	for _, f := range s.LoRA.Formats {
 		if !slices.Contains(LoRAFormats, f) {
 			c.fail([]string{"lora.formats"}, "%s: %s is not a LoRA file format (want %s)", c.kv("lora.formats"), quote(f), strings.Join(LoRAFormats, ", "))
