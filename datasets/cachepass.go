@@ -2,7 +2,10 @@ package datasets
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"strings"
 )
 
 // CacheSample is one sample as a latent cache encodes it: its unflipped crop, the crop of the
@@ -66,3 +69,20 @@ func (c *CachePass) Stats() Stats { return c.l.Stats() }
 
 // Close stops the pass's reader and workers.
 func (c *CachePass) Close() error { return c.l.Close() }
+
+// SourcesFingerprint identifies the samples cfg reads, for a latent cache's settings: the expanded
+// shard list, the format, and the columns and metadata fields read.
+func (c Config) SourcesFingerprint() (string, error) {
+	c, err := c.withDefaults()
+	if err != nil {
+		return "", err
+	}
+	shards, format, err := expandSources(c.Sources, c.Format)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n%s\n%s\n%s %s %s\n%s", format, c.ImageColumn, c.CaptionColumn, c.WidthField, c.HeightField,
+		c.WatermarkField, strings.Join(shards, "\n"))
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}

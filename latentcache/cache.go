@@ -317,6 +317,12 @@ type shardHead struct {
 	data int64
 }
 
+// Finished reports whether dir holds a finished cache (its manifest).
+func Finished(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, manifestName))
+	return err == nil
+}
+
 // Open opens the cache in dir for a run with settings run: a cache made with other settings is
 // refused, naming each difference.
 func Open(dir string, run Settings) (*Cache, error) {
@@ -350,6 +356,15 @@ func (c *Cache) Dir() string { return c.dir }
 
 // Len is the number of samples in the cache.
 func (c *Cache) Len() int { return len(c.where) }
+
+// Keys lists the samples' keys in the order they were written.
+func (c *Cache) Keys() []string {
+	var keys []string
+	for _, sh := range c.m.Shards {
+		keys = append(keys, sh.Keys...)
+	}
+	return keys
+}
 
 // Undecodable reports whether the sample key's image did not decode when the cache was made.
 func (c *Cache) Undecodable(key string) bool { return c.undecodable[key] }
