@@ -178,8 +178,19 @@ func Resume(dir string, s Settings, perShard int) (*Writer, json.RawMessage, err
 	return w, w.m.After, nil
 }
 
-// Len is the number of samples written or queued so far.
-func (w *Writer) Len() int { return len(w.seen) - len(w.m.Undecodable) }
+// Len is the number of samples written or queued so far (not counting the
+// empty prompt's entry or the undecodable samples).
+func (w *Writer) Len() int { return len(w.seen) - len(w.m.Undecodable) - w.count(EmptyPromptKey) }
+
+// Has reports whether key is written or queued.
+func (w *Writer) Has(key string) bool { return w.seen[key] }
+
+func (w *Writer) count(key string) int {
+	if w.seen[key] {
+		return 1
+	}
+	return 0
+}
 
 // AddUndecodable records a sample whose image did not decode (see manifest.Undecodable).
 func (w *Writer) AddUndecodable(key string, after json.RawMessage) error {
@@ -354,8 +365,14 @@ func Open(dir string, run Settings) (*Cache, error) {
 // Dir is the cache's folder.
 func (c *Cache) Dir() string { return c.dir }
 
-// Len is the number of samples in the cache.
-func (c *Cache) Len() int { return len(c.where) }
+// Len is the number of samples in the cache (not counting the empty
+// prompt's entry).
+func (c *Cache) Len() int {
+	if _, ok := c.where[EmptyPromptKey]; ok {
+		return len(c.where) - 1
+	}
+	return len(c.where)
+}
 
 // Keys lists the samples' keys in the order they were written.
 func (c *Cache) Keys() []string {

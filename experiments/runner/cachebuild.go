@@ -94,15 +94,13 @@ func (r *run) buildCache(ctx context.Context, opts CacheOptions) (*CacheReport, 
 	}
 	r.backend, r.nnOpts = b, nn.ForBackend(choice.Name())
 	fmt.Fprintln(r.log, backend.Describe(b, choice))
-	p, err := pipeline.Load(s.Model.Path, s.Model.Revision, s.Model.Variant, s.Model.VAE)
-	if err != nil {
+	// The teacher as a run loads it (a tiny one made first with
+	// model.init_tiny, sizes checked), then the encoders' weights.
+	if err := r.loadTeacher(); err != nil {
 		return nil, err
 	}
-	r.pipe = p
-	if res, f := s.Data.Resolution, p.SizeMultiple(); res%f != 0 {
-		return nil, fmt.Errorf("data.resolution = %d is not a multiple of %d (VAE factor × UNet downsampling of %s)", res, f, s.Model.Path)
-	}
-	if err := checkTrainingSizes(s.Data.Config, p.SizeMultiple(), s.Model.Path); err != nil {
+	p := r.pipe
+	if err := p.LoadEncoders(); err != nil {
 		return nil, err
 	}
 	cfg, err := r.dataConfig()
@@ -119,7 +117,7 @@ func (r *run) buildCache(ctx context.Context, opts CacheOptions) (*CacheReport, 
 		if err != nil {
 			return nil, fmt.Errorf("data.cache = %q holds a finished cache: %w\n(remove the folder to rebuild it)", dir, err)
 		}
-		rep.Samples, rep.AlreadyComplete = c.Len()-1, true // less the empty prompt
+		rep.Samples, rep.AlreadyComplete = c.Len(), true
 		return rep, nil
 	}
 	perShard := opts.PerShard
@@ -142,7 +140,7 @@ func (r *run) buildCache(ctx context.Context, opts CacheOptions) (*CacheReport, 
 			return nil, fmt.Errorf("data.cache = %q: its progress: %w (restart it with -restart)", dir, err)
 		}
 		rep.Resumed = true
-		fmt.Fprintf(r.log, "data cache: resuming %s after %d samples\n", dir, w.Len()-1)
+		fmt.Fprintf(r.log, "data cache: resuming %s after %d samples\n", dir, w.Len())
 	}
 	pass, err := datasets.NewCachePass(cfg, pos)
 	if err != nil {
@@ -153,7 +151,7 @@ func (r *run) buildCache(ctx context.Context, opts CacheOptions) (*CacheReport, 
 		return nil, err
 	}
 	r.vaeRunner = vae.NewRunner(r.backend, p.VAE, r.nnOpts)
-	if w.Len() == 0 {
+	if !w.Has(latentcache.EmptyPromptKey) {
 		text, err := r.textArrays([]string{""})
 		if err != nil {
 			return nil, err
@@ -202,7 +200,7 @@ func (r *run) buildCache(ctx context.Context, opts CacheOptions) (*CacheReport, 
 				if ferr := w.Flush(); ferr != nil {
 					return rep, ferr
 				}
-				return rep, fmt.Errorf("%w: %d samples in %s; run `data cache` again to continue", ErrInterrupted, w.Len()-1, dir)
+				return rep, fmt.Errorf("%w: %d samples in %s; run `data cache` again to continue", ErrInterrupted, w.Len(), dir)
 			}
 			return rep, err
 		}
@@ -244,7 +242,7 @@ func (r *run) buildCache(ctx context.Context, opts CacheOptions) (*CacheReport, 
 		_ = bar.Finish()
 		fmt.Fprintln(r.log)
 	}
-	rep.Samples, rep.Stats = w.Len()-1, pass.Stats()
+	rep.Samples, rep.Stats = w.Len(), pass.Stats()
 	if secs := time.Since(start).Seconds(); secs > 0 {
 		rep.SamplesPerSecond = float64(rep.Encoded) / secs
 	}
