@@ -18,7 +18,9 @@
 // webdataset.go, parquet.go, imagefolder.go (one reader per format), sample.go (raw samples, filters,
 // per-sample randomness), decode.go, resize.go and transform.go (pixels), reader.go (epochs, shard
 // order, shuffle buffer, resume), loader.go (workers, batches), position.go, stats.go (drop counts),
-// inspect.go and convert.go (the library side of `data inspect` and `data convert`), idx.go (IDX
+// inspect.go and convert.go (the library side of `data inspect` and `data convert`), cachepass.go
+// (the one pass over every sample, both flips and every caption, that `data cache` encodes; training
+// from the cache walks the data with NewPlacementsAt), idx.go (IDX
 // files and their conversion), synthetic.go (captioned shapes to train on without downloaded data:
 // data.generate).
 package datasets

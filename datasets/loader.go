@@ -27,7 +27,15 @@ type Sample struct {
 	raw    *rawSample // kept for ConvertToWebDataset only
 	id     sampleID   // where it came from, for a Position's bucket queues
 	bucket int        // index in the loader's buckets (0 without buckets)
+
+	// A cache pass's extras (NewCachePass): every caption candidate, the mirrored crop.
+	candidates []string
+	flipped    []float32
 }
+
+// CacheKey names the sample in a latent cache: its shard, its offset there (unique even where a
+// shard repeats a key) and its key.
+func (s Sample) CacheKey() string { return fmt.Sprintf("%s#%d:%s", s.Source, s.id.offset, s.Key) }
 
 // sampleID is a sample's identity in one epoch: what its randomness derives from.
 type sampleID struct{ epoch, shard, offset int }
@@ -72,6 +80,13 @@ type Loader struct {
 	tf          transformSpec
 	buckets     []Bucket // nil without multi-aspect training
 	mode        loadMode
+	// undecodable, for loadPlacement, names (by CacheKey) the samples a cache pass could not decode,
+	// which are dropped as the pixel loader drops them.
+	undecodable func(key string) bool
+	// bothFlips, for loadCache, renders each sample's mirrored crop too; cacheDrops are the keys
+	// of the undecodable samples taken since the pass last asked.
+	bothFlips  bool
+	cacheDrops []string
 
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -112,6 +127,7 @@ const (
 	loadPixels    loadMode = iota // decode, resize, crop, flip: training batches
 	loadVerify                    // decode to check the image, skip the transform (ConvertToWebDataset)
 	loadPlacement                 // read the size from the header and place the crop, no pixels (NewPlacementsAt)
+	loadCache                     // decode, crop, and keep every caption and the mirrored crop (NewCachePass)
 )
 
 // New opens the sources and starts reading from the beginning.
@@ -126,20 +142,24 @@ func NewAt(cfg Config, pos Position) (*Loader, error) {
 
 // NewPlacementsAt is NewAt without pixels: each sample's bucket, crop, flip and caption are those
 // NewAt's loader gives it, the size read from the image header, no image decoded (Batch.Pixels and
-// Sample.Pixels are nil). Its batches and Positions are NewAt's as long as every image that has a
-// readable header decodes: the stream that outputs cached per sample (latentcache) are read along.
-func NewPlacementsAt(cfg Config, pos Position) (*Loader, error) {
-	return openAt(cfg, pos, loadPlacement)
+// Sample.Pixels are nil): the stream along which outputs cached per sample (latentcache) are read.
+// undecodable (nil: none) names by Sample.CacheKey the images that have a readable header but do
+// not decode, which NewAt's loader drops; with it, the batches, Positions and counts are NewAt's.
+func NewPlacementsAt(cfg Config, pos Position, undecodable func(key string) bool) (*Loader, error) {
+	l, err := openAt(cfg, pos, loadPlacement, func(l *Loader) { l.undecodable = undecodable })
+	return l, err
 }
 
-func openAt(cfg Config, pos Position, mode loadMode) (*Loader, error) {
+func openAt(cfg Config, pos Position, mode loadMode, setup ...func(*Loader)) (*Loader, error) {
 	if pos.Fingerprint == "" {
-		return open(cfg, nil, mode)
+		return open(cfg, nil, mode, setup...)
 	}
-	return open(cfg, &pos, mode)
+	return open(cfg, &pos, mode, setup...)
 }
 
-func open(cfg Config, pos *Position, mode loadMode) (*Loader, error) {
+// open starts a loader; setup runs on it before its goroutines start (restored bucket queues are
+// processed after it).
+func open(cfg Config, pos *Position, mode loadMode, setup ...func(*Loader)) (*Loader, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -168,6 +188,9 @@ func open(cfg Config, pos *Position, mode loadMode) (*Loader, error) {
 		mode: mode, ctx: ctx, cancel: cancel,
 		pending: make(chan *item, 2*cfg.Workers+2), jobs: make(chan *item, cfg.Workers),
 		folders: map[int][]folderEntry{}, lastErrors: map[string]string{}, kinds: map[string]int64{},
+	}
+	for _, f := range setup {
+		f(l)
 	}
 	st := &readerState{}
 	if pos != nil {
@@ -311,6 +334,9 @@ func (l *Loader) take(it *item) error {
 		return fmt.Errorf("datasets: %d samples in a row were dropped: %s", l.cfg.MaxConsecutiveDrops, stats())
 	}
 	if it.err != nil {
+		if l.mode == loadCache {
+			l.cacheDrops = append(l.cacheDrops, it.sample.CacheKey())
+		}
 		l.batcher.drops[dropUndecodable]++
 		l.msgMu.Lock()
 		l.lastErrors[dropUndecodable.String()] = it.err.Error()
@@ -359,12 +385,13 @@ func (l *Loader) assemble(q int) *Batch {
 	k := l.cfg.BatchSize
 	b := &Batch{Samples: l.queues[q][:k:k], Height: size.H, Width: size.W}
 	l.queues[q] = append([]Sample(nil), l.queues[q][k:]...)
-	if l.mode == loadPixels {
+	withPixels := l.mode == loadPixels || l.mode == loadCache
+	if withPixels {
 		b.Pixels = make([]float32, n*len(b.Samples))
 	}
 	for i := range b.Samples {
 		s := &b.Samples[i]
-		if l.mode == loadPixels {
+		if withPixels {
 			dst := b.Pixels[i*n : (i+1)*n]
 			copy(dst, s.Pixels)
 			l.putPixels(s.Pixels)
@@ -398,12 +425,18 @@ func (l *Loader) process(it *item) {
 	r := it.raw
 	rnd := newSampleRand(l.cfg.Seed, it.snap.epoch, r.shard, r.offset)
 	caption := chooseCaption(r.captions, rnd)
+	s := Sample{Key: r.key, Caption: caption, Source: l.shards[r.shard], id: sampleID{it.snap.epoch, r.shard, r.offset}}
+	it.sample = s // an undecodable sample keeps its identity (a cache pass records it)
 	var img rgbImage
 	format := sniffFormat(r.image)
 	var w, h int
 	ok := false
 	if l.mode == loadPlacement {
 		w, h, ok = imageDims(r.image)
+		if ok && l.undecodable != nil && l.undecodable(s.CacheKey()) {
+			it.err = fmt.Errorf("%s in %s: did not decode when the cache was made", r.key, l.shards[r.shard])
+			return
+		}
 	}
 	if !ok {
 		var err error
@@ -413,8 +446,7 @@ func (l *Loader) process(it *item) {
 		}
 		w, h = img.w, img.h
 	}
-	s := Sample{Key: r.key, Caption: caption, Source: l.shards[r.shard], OriginalH: h, OriginalW: w, Kind: format,
-		id: sampleID{it.snap.epoch, r.shard, r.offset}}
+	s.OriginalH, s.OriginalW, s.Kind = h, w, format
 	var p placement
 	switch l.mode {
 	case loadVerify:
@@ -423,6 +455,14 @@ func (l *Loader) process(it *item) {
 		return
 	case loadPlacement:
 		p = l.tf.place(w, h, rnd)
+	case loadCache:
+		s.Pixels, p = l.tf.apply(img, rnd, l.getPixels())
+		s.candidates = slices.Clone(r.captions)
+		if l.bothFlips {
+			mirrored := p
+			mirrored.flipped = true
+			s.flipped = l.tf.render(img, mirrored, nil)
+		}
 	default:
 		s.Pixels, p = l.tf.apply(img, rnd, l.getPixels())
 	}

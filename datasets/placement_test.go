@@ -30,7 +30,7 @@ func TestPlacementsMatchPixels(t *testing.T) {
 	cfgs["webdataset-buckets"] = bucketed
 	for name, cfg := range cfgs {
 		px := mustLoader(t, cfg)
-		pl, err := NewPlacementsAt(cfg, Position{})
+		pl, err := NewPlacementsAt(cfg, Position{}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,7 +59,7 @@ func TestPlacementsMatchPixels(t *testing.T) {
 			t.Errorf("%s: positions or counts differ: %v / %v", name, pl.Stats(), px.Stats())
 		}
 		k := len(plPos) / 2
-		r, err := NewPlacementsAt(cfg, plPos[k])
+		r, err := NewPlacementsAt(cfg, plPos[k], nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -77,6 +77,11 @@ var normLUT = func() (lut [256]float32) {
 // short) and returns it with its placement.
 func (t *transformSpec) apply(img rgbImage, rnd *sampleRand, dst []float32) ([]float32, placement) {
 	p := t.place(img.w, img.h, rnd)
+	return t.render(img, p, dst), p
+}
+
+// render writes the window p places in img to dst (grown when short) and returns it.
+func (t *transformSpec) render(img rgbImage, p placement, dst []float32) []float32 {
 	bw, bh := p.bucket.W, p.bucket.H
 	left := p.left
 	if p.flipped { // the window of the mirrored image, in unmirrored coordinates
@@ -100,5 +105,5 @@ func (t *transformSpec) apply(img rgbImage, rnd *sampleRand, dst []float32) ([]f
 			r[o+x], g[o+x], b[o+x] = normLUT[row[3*sx]], normLUT[row[3*sx+1]], normLUT[row[3*sx+2]]
 		}
 	}
-	return dst, p
+	return dst
 }

@@ -36,6 +36,7 @@ const (
 	kindStep     benchKind = "step"
 	kindLoRA     benchKind = "lora"
 	kindSample   benchKind = "sample"
+	kindCache    benchKind = "cache" // training from images against from a latent cache (benchcache.go)
 )
 
 // benchCase is one row of the benchmark table.
@@ -68,6 +69,8 @@ func (c benchCase) what() string {
 		return "distill step (lora)"
 	case kindSample:
 		return "sample 4-step+tiny VAE"
+	case kindCache:
+		return "train: images vs cache"
 	}
 	return "forward"
 }
@@ -85,6 +88,9 @@ var benchCases = []benchCase{
 	{preset: "sd15", batch: 1, size: 64, kind: kindStep, checkpoint: true},
 	{preset: "sd15", batch: 1, size: 64, kind: kindSample},
 	{preset: "sd15", batch: 1, size: 64, kind: kindLoRA, checkpoint: true, optIn: true},
+	// Whole runs, a few minutes each on a CPU: opt-in.
+	{preset: "small", batch: 1, size: 32, kind: kindCache, optIn: true},
+	{preset: "sd15", batch: 1, size: 64, kind: kindCache, checkpoint: true, optIn: true},
 }
 
 // selectCases keeps the rows that a comma-separated -only list names: a
@@ -134,7 +140,7 @@ func selectCases(only string) ([]benchCase, error) {
 
 func runBench(args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	only := fs.String("only", "", "comma-separated rows to run, each a row id (small-step), preset (small) or kind (step); default all but the opt-in sd15-lora (run only by its id)")
+	only := fs.String("only", "", "comma-separated rows to run, each a row id (small-step), preset (small) or kind (step); default all but the opt-in sd15-lora, small-cache and sd15-cache (run only by their ids)")
 	batch := fs.Int("batch", 0, "batch size of every row that runs (default: each row's own)")
 	repeats := fs.Int("repeats", 3, "timed repetitions after one warm-up run")
 	im2col := fs.String("conv", "auto", "convolution lowering: auto (im2col on the Go backend), im2col or native")
@@ -258,6 +264,10 @@ func matmulRate(b compute.Backend) (float64, error) {
 
 // benchOne runs one row and returns its table line for a matmul rate.
 func benchOne(b compute.Backend, opts nn.Options, c benchCase, repeats int, budgetGiB float64) (func(peak float64) string, error) {
+	if c.kind == kindCache {
+		line, err := benchCache(b, c, budgetGiB)
+		return func(float64) string { return line }, err
+	}
 	cfg, _, err := unet.Preset(c.preset)
 	if err != nil {
 		return nil, err

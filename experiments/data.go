@@ -1,31 +1,39 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/golcm/golcm/datasets"
+	"github.com/golcm/golcm/experiments/runner"
+	"github.com/golcm/golcm/experiments/spec"
 )
 
 func runData(args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("data: want a sub-command: inspect or convert (see -h)")
+		return fmt.Errorf("data: want a sub-command: inspect, convert or cache (see -h)")
 	}
 	switch args[0] {
 	case "inspect":
 		return runDataInspect(args[1:])
 	case "convert":
 		return runDataConvert(args[1:])
+	case "cache":
+		return runDataCache(args[1:])
 	case "-h", "-help", "--help", "help":
-		fmt.Println("usage:\n  go run ./experiments data inspect [flags] SOURCE...\n  go run ./experiments data convert -out PATTERN [flags] SOURCE...")
+		fmt.Println("usage:\n  go run ./experiments data inspect [flags] SOURCE...\n  go run ./experiments data convert -out PATTERN [flags] SOURCE...\n  go run ./experiments data cache -f EXPERIMENT.toml [-set key=value ...]")
 		return nil
 	}
-	return fmt.Errorf("data: unknown sub-command %q (want inspect or convert)", args[0])
+	return fmt.Errorf("data: unknown sub-command %q (want inspect, convert or cache)", args[0])
 }
 
 // dataFlags are the source flags shared by inspect and convert: they fill the datasets.Config an
@@ -162,4 +170,50 @@ func convertIDX(fs *flag.FlagSet, cfg *datasets.Config, f idxConvertFlags, out s
 	}
 	fmt.Println(stats.String())
 	return nil
+}
+
+func runDataCache(args []string) error {
+	fs := flag.NewFlagSet("data cache", flag.ContinueOnError)
+	file := fs.String("f", "", "experiment TOML file (looked up as given, then in experiments/): its model, [data] section and data.cache folder say what to encode and where")
+	var sets setFlags
+	fs.Var(&sets, "set", "override one key, section.key=value (repeatable), e.g. -set data.cache=caches/sd15")
+	perShard := fs.Int("per-shard", 1000, "samples per cache shard file (a killed run loses at most the shard being filled)")
+	restart := fs.Bool("restart", false, "discard an unfinished cache's progress and start over (by default it continues after its last shard)")
+	noProgress := fs.Bool("no-progress", false, "do not draw the progress bar")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), `usage: go run ./experiments data cache -f EXPERIMENT.toml [-set key=value ...] [flags]
+
+Runs the experiment's frozen VAE encoder and text encoder(s) once over its data and writes data.cache:
+per sample the VAE posterior (mean and log-variance; of both flips with data.random_flip), the
+embeddings of every caption, and for SDXL the pooled embeddings and time ids, with the settings that
+made them. A run with the same experiment and data.cache set trains from it without loading the VAE
+or the text encoders. Needs data.center_crop = true. Ctrl-C (or a kill) keeps every finished shard;
+running the command again continues after the last one.`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("data cache: unexpected argument %q (use -f FILE for the experiment; see -h)", fs.Arg(0))
+	}
+	if *file == "" {
+		fs.Usage()
+		return errors.New("data cache: no experiment given: use -f FILE")
+	}
+	path, err := spec.FindFile(*file)
+	if err != nil {
+		return err
+	}
+	s, err := spec.Load(path, sets)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := runner.BuildCache(ctx, s, runner.CacheOptions{Options: runner.Options{NoProgress: *noProgress}, PerShard: *perShard, Restart: *restart})
+	if rep != nil && err == nil {
+		fmt.Println(rep.String())
+	}
+	return err
 }

@@ -20,6 +20,7 @@ usage:
   go run ./experiments init-model -arch tiny -out DIR
   go run ./experiments data inspect SPEC...
   go run ./experiments data convert -out PATTERN SOURCE...
+  go run ./experiments data cache -f EXPERIMENT.toml    (encode the data once for data.cache)
   go run ./experiments bench [-only small,step]
   go run ./experiments export -checkpoint RUN/checkpoints/step-N [-out DIR]
   go run ./experiments lora convert -in FILE -base MODEL -to kohya -out FILE

@@ -1,9 +1,11 @@
 package latentcache
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -109,5 +111,93 @@ func TestCacheRefusesOtherSettings(t *testing.T) {
 	os.Remove(filepath.Join(dir, manifestName))
 	if _, err := Open(dir, settings()); err == nil || !strings.Contains(err.Error(), "not a finished cache") {
 		t.Errorf("Open without a manifest: %v", err)
+	}
+}
+
+// A writer killed after some shards keeps them: Resume returns the After of the last sample saved
+// and the samples already saved; the finished cache holds every sample once, with its captions, and
+// no stray shard of the killed writer. Resume with other settings is refused by name.
+func TestCacheResumesAfterAKill(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cache")
+	after := func(i int) []byte { return []byte(strconv.Itoa(i)) }
+	add := func(w *Writer, i int) {
+		e := entry(i)
+		e.Captions, e.After = []string{fmt.Sprintf("caption %d", i), "another"}, after(i)
+		if err := w.Add(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w, err := Create(dir, settings(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 { // shards {0,1}, {2,3}; sample 4 is queued when the writer is "killed"
+		add(w, i)
+	}
+	if err := w.AddUndecodable("broken", after(5)); err != nil {
+		t.Fatal(err)
+	}
+	other := settings()
+	other.CenterCrop = false
+	if _, _, err := Resume(dir, other, 2); err == nil || !strings.Contains(err.Error(), "data.center_crop: cache true, this run false") {
+		t.Errorf("Resume with other settings: %v", err)
+	}
+	w, at, err := Resume(dir, settings(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(at) != "3" || w.Len() != 4 {
+		t.Fatalf("Resume: after %q with %d samples, want after \"3\" with 4", at, w.Len())
+	}
+	for i := 4; i < 7; i++ {
+		add(w, i)
+	}
+	if err := w.Add(entry(1)); err == nil {
+		t.Error("a resumed writer accepted a key saved before the kill")
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, partialName)); !os.IsNotExist(err) {
+		t.Errorf("partial.json left after Close: %v", err)
+	}
+	c, err := Open(dir, settings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Len() != 7 || c.Undecodable("broken") {
+		t.Errorf("Len %d, want 7; undecodable %v, want false (it was queued behind the lost sample 4)", c.Len(), c.Undecodable("broken"))
+	}
+	for i := range 7 {
+		got, err := c.Get(entry(i).Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{fmt.Sprintf("caption %d", i), "another"}; !reflect.DeepEqual(got.Captions, want) ||
+			!reflect.DeepEqual(got.Arrays, entry(i).Arrays) {
+			t.Errorf("sample %d: captions %q, want %q (or arrays differ)", i, got.Captions, want)
+		}
+	}
+	shards, _ := filepath.Glob(filepath.Join(dir, "shard-*.safetensors"))
+	if len(shards) != 4 {
+		t.Errorf("%d shard files, want 4 (7 samples at 2 per shard)", len(shards))
+	}
+}
+
+// HashFiles depends on every byte of every file and on their order.
+func TestHashFilesSeesContent(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	os.WriteFile(a, []byte("weights"), 0o644)
+	os.WriteFile(b, []byte("config"), 0o644)
+	h1, err := HashFiles(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2, _ := HashFiles(b, a)
+	os.WriteFile(a, []byte("weightS"), 0o644)
+	h3, _ := HashFiles(a, b)
+	if h1 == h2 || h1 == h3 || len(h1) != 16 {
+		t.Errorf("hashes %s %s %s: want 16 digits, differing with order and content", h1, h2, h3)
 	}
 }

@@ -143,15 +143,11 @@ func (t *diffusionTask) inputs(ctx context.Context) (map[string]*tensors.Tensor,
 	if d.InputPerturbation > 0 {
 		in["perturbation"] = tensors.FromFlatDataAndDimensions(r.normals(size), dims...)
 	}
-	pixels := tensors.FromFlatDataAndDimensions(batch.Pixels, B, 3, H, W)
-	if in["latents"], err = r.vaeRunner.EncodeLatents(pixels, vaeNoise, r.spec.Data.VAEEncodeBatchSize); err != nil {
-		return nil, 0, err
-	}
-	cond, err := r.tokenizeAndEncode(captions)
+	enc, err := r.encode(batch, captions, vaeNoise)
 	if err != nil {
 		return nil, 0, err
 	}
-	in["prompt_embeds"] = cond.Context
+	in["latents"], in["prompt_embeds"] = enc.latents, enc.cond.Context
 	coefs, err := t.obj.Coefficients(r.schedule, timesteps)
 	if err != nil {
 		return nil, 0, err
@@ -218,6 +214,9 @@ func (t *diffusionTask) validate(step int) error {
 		// writes, which states the prediction type trained.
 		path := filepath.Join(s.Run.OutputDir, "scheduler", "scheduler_config.json")
 		if err := writeJSON(path, t.schedulerConfig()); err != nil {
+			return err
+		}
+		if err := r.loadEncoders(); err != nil {
 			return err
 		}
 		pipe := *r.pipe

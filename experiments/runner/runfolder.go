@@ -145,6 +145,7 @@ var resumeFreeKeys = []string{
 	"run.resume", "run.overwrite", "run.allow_changes", "run.output_dir", "run.log_every",
 	"run.checkpoint_every", "run.checkpoints_keep", "run.backend", "run.gradient_checkpointing",
 	"optim.max_train_steps", "data.workers", "data.vae_encode_batch_size",
+	"data.cache", // a cache reproduces the images' batches (its settings are checked when it opens)
 	// The vae task's validation and the images its export measures.
 	"vae.validation_sources", "vae.validation_images", "vae.grid_images", "vae.scaling_images",
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/golcm/golcm/backend"
 	"github.com/golcm/golcm/datasets"
 	"github.com/golcm/golcm/experiments/spec"
+	"github.com/golcm/golcm/latentcache"
 	"github.com/golcm/golcm/lcm"
 	"github.com/golcm/golcm/losses"
 	"github.com/golcm/golcm/models/clip"
@@ -85,9 +86,13 @@ type run struct {
 	uncond     map[int]*clip.HostConditioning // unconditional embeddings by batch size
 	vaeRunner  *vae.Runner
 	loader     *datasets.Loader
-	rng        *rand.PCG
-	dataPos    datasets.Position
-	embedDim   int
+	// cache, with data.cache, holds the encoders' outputs the batches read
+	// (cache.go); cachedEmpty is its encoding of "".
+	cache       *latentcache.Cache
+	cachedEmpty *latentcache.Entry
+	rng         *rand.PCG
+	dataPos     datasets.Position
+	embedDim    int
 
 	samplers map[string]*sampling.Sampler
 	metrics  *os.File
@@ -206,7 +211,11 @@ func (r *run) loadTeacher() error {
 			}
 		}
 	}
-	p, err := pipeline.Load(s.Model.Path, s.Model.Revision, s.Model.Variant, s.Model.VAE)
+	load := pipeline.Load
+	if s.Data.Cache != "" && s.Task != "vae" {
+		load = pipeline.LoadWithoutEncoders // training reads their outputs from the cache
+	}
+	p, err := load(s.Model.Path, s.Model.Revision, s.Model.Variant, s.Model.VAE)
 	if err != nil {
 		return err
 	}
@@ -349,11 +358,14 @@ func (r *run) openData(pos datasets.Position) error {
 	if err != nil {
 		return err
 	}
+	r.dataPos = pos
+	if r.spec.Data.Cache != "" && r.spec.Task != "vae" {
+		return r.openCache(cfg, pos)
+	}
 	r.loader, err = datasets.NewAt(cfg, pos)
 	if err != nil {
 		return err
 	}
-	r.dataPos = pos
 	if r.spec.Task == "vae" {
 		return nil // no text, and the VAE is the trained model (vae.go)
 	}
@@ -397,12 +409,12 @@ func (r *run) stepBatch(ctx context.Context) (*lcm.Batch, error) {
 	noise := tensors.FromFlatDataAndDimensions(r.normals(size), latentDims...)
 	vaeNoise := tensors.FromFlatDataAndDimensions(r.normals(size), latentDims...)
 
-	pixels := tensors.FromFlatDataAndDimensions(batch.Pixels, B, 3, H, W)
-	latents, err := r.vaeRunner.EncodeLatents(pixels, vaeNoise, s.Data.VAEEncodeBatchSize)
+	enc, err := r.encode(batch, batch.Captions, vaeNoise)
 	if err != nil {
 		return nil, err
 	}
-	cond, uncond, err := r.encodeText(batch.Captions)
+	cond := enc.cond
+	uncond, err := r.uncondEmbeds(B)
 	if err != nil {
 		return nil, err
 	}
@@ -415,7 +427,7 @@ func (r *run) stepBatch(ctx context.Context) (*lcm.Batch, error) {
 		return nil, err
 	}
 	out := &lcm.Batch{
-		Latents: latents, Noise: noise, PromptEmbeds: cond.Context, UncondEmbeds: uncond.Context,
+		Latents: enc.latents, Noise: noise, PromptEmbeds: cond.Context, UncondEmbeds: uncond.Context,
 		Coefs: coefs, LR: lr,
 	}
 	if r.loraDropout() {
@@ -424,7 +436,7 @@ func (r *run) stepBatch(ctx context.Context) (*lcm.Batch, error) {
 	}
 	if r.pipe.UNet.Config.TextTime() {
 		out.TextEmbeds, out.UncondTextEmbeds = cond.TextEmbeds, uncond.TextEmbeds
-		ids := batch.TimeIDs()
+		ids := enc.timeIDs
 		if s.Data.FixCropAndSize {
 			for i := range B {
 				copy(ids[6*i:6*i+6], clip.TimeIDs(H, W, 0, 0, H, W))
@@ -436,28 +448,32 @@ func (r *run) stepBatch(ctx context.Context) (*lcm.Batch, error) {
 	return out, nil
 }
 
-// encodeText returns the conditional embeddings of captions and the
-// unconditional ones: CLIP("") for SD, zeros for SDXL, as the scripts do.
-// The unconditional embeddings depend only on the batch size, so they are
-// computed once (the scripts, too, encode "" once before the loop).
-func (r *run) encodeText(captions []string) (cond, uncond *clip.HostConditioning, err error) {
-	if cond, err = r.tokenizeAndEncode(captions); err != nil {
-		return nil, nil, err
-	}
-	B := len(captions)
+// uncondEmbeds returns the unconditional embeddings of a batch of B:
+// CLIP("") for SD (from the cache with data.cache), zeros for SDXL, as the
+// scripts do. They depend only on the batch size, so they are computed once
+// (the scripts, too, encode "" once before the loop).
+func (r *run) uncondEmbeds(B int) (uncond *clip.HostConditioning, err error) {
 	if u, ok := r.uncond[B]; ok {
-		return cond, u, nil
+		return u, nil
 	}
-	if r.pipe.Kind() == pipeline.SDXL {
-		uncond = r.cond.Zeros(B, r.pipe.Tokenizers[0].MaxLength)
-	} else if uncond, err = r.tokenizeAndEncode(make([]string, B)); err != nil {
-		return nil, nil, err
+	switch {
+	case r.pipe.Kind() == pipeline.SDXL:
+		encs := r.pipe.TextEncoders
+		uncond = clip.ZeroConditioning(B, r.pipe.Tokenizers[0].MaxLength, encs[0].Config.HiddenSize+encs[1].Config.HiddenSize,
+			encs[1].Config.ProjectionDim)
+	case r.cache != nil:
+		uncond, err = r.emptyPromptEmbeds(B)
+	default:
+		uncond, err = r.tokenizeAndEncode(make([]string, B))
+	}
+	if err != nil {
+		return nil, err
 	}
 	if r.uncond == nil {
 		r.uncond = map[int]*clip.HostConditioning{}
 	}
 	r.uncond[B] = uncond
-	return cond, uncond, nil
+	return uncond, nil
 }
 
 func (r *run) tokenizeAndEncode(texts []string) (*clip.HostConditioning, error) {

@@ -65,6 +65,9 @@ func (r *run) sampler(name string, m *unet.Model) (*sampling.Sampler, error) {
 	if sm, ok := r.samplers[name]; ok {
 		return sm, nil
 	}
+	if err := r.loadEncoders(); err != nil {
+		return nil, err
+	}
 	sm, err := sampling.NewSampler(r.backend, r.pipe, m, r.adapters, r.nnOpts)
 	if err != nil {
 		return nil, err

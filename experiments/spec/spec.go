@@ -214,6 +214,14 @@ type DataSpec struct {
 	// VAEEncodeBatchSize is the chunk size for encoding images to latents. Default 32 (the SDXL
 	// scripts use 8).
 	VAEEncodeBatchSize int `toml:"vae_encode_batch_size"`
+	// Cache is a folder written by `go run ./experiments data cache` holding each sample's VAE
+	// latent distribution and prompt embeddings (SDXL: pooled embeddings and time ids too): training
+	// reads them instead of images, without loading the VAE or the text encoders (validation loads
+	// them when it first runs), and still draws latent = mean + std·ε every step. It must have been
+	// made with this run's models and data keys (a cache made otherwise is refused, naming each
+	// difference); it needs center_crop = true (it holds one crop per sample), and with random_flip
+	// it holds both flips. Tasks lcd and diffusion. Default "" (read images).
+	Cache string `toml:"cache"`
 }
 
 // OptimSpec is AdamW with decoupled weight decay, gradient clipping and a diffusers learning-rate
@@ -270,7 +278,7 @@ type RunSpec struct {
 	// and refuses changes to anything that alters training (task, model, data, distill, lora,
 	// diffusion, vae, optim, seed) unless listed here; reporting and validation keys (and vae.*'s
 	// validation and scaling images), optim.max_train_steps, data.workers, data.vae_encode_batch_size,
-	// run.backend and run.gradient_checkpointing may always change. Default [].
+	// data.cache, run.backend and run.gradient_checkpointing may always change. Default [].
 	AllowChanges []string `toml:"allow_changes"`
 	// ValidationEvery samples the validation prompts every N optimizer steps; 0 turns validation
 	// off. Default 200.

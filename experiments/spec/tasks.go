@@ -21,6 +21,7 @@ var taskSections = map[string][]string{
 var taskKeys = map[string][]string{
 	"model.init_tiny":                {"lcd"},
 	"data.fix_crop_and_size":         {"lcd", "diffusion"},
+	"data.cache":                     {"lcd", "diffusion"},
 	"run.validation_prompts":         {"lcd", "diffusion"},
 	"run.validation_inference_steps": {"lcd", "diffusion"},
 	"run.validation_guidance":        {"lcd", "diffusion"},

@@ -252,6 +252,10 @@ func (s Spec) check() *checker {
 	c.nonEmpty("data.watermark_field")
 	c.intAtLeast("data.max_consecutive_drops", 1)
 	c.intAtLeast("data.vae_encode_batch_size", 1)
+	if s.Data.Cache != "" && !s.Data.CenterCrop {
+		c.fail([]string{"data.center_crop", "data.cache"}, "%s with %s: a cache holds one crop per sample, and random crops differ every epoch; set data.center_crop = true (or train from images)",
+			c.kv("data.center_crop"), c.kv("data.cache"))
+	}
 
 	// [optim]
 	o := s.Optim

@@ -25,7 +25,7 @@ const positionIDsBuffer = "text_model.embeddings.position_ids"
 // weight file (model.safetensors, a sharded index, or with variant "fp16"
 // the .fp16. files).
 func Load(dir, variant string) (*Model, error) {
-	cfg, err := hub.ReadModelConfig[Config]("clip", filepath.Join(dir, "config.json"), defaultConfig())
+	cfg, err := LoadConfig(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -38,6 +38,12 @@ func Load(dir, variant string) (*Model, error) {
 		return nil, fmt.Errorf("%s: %w", wpath, err)
 	}
 	return m, nil
+}
+
+// LoadConfig reads only the folder's config.json: a pipeline that needs the architecture but not
+// the weights (training from a latent cache) reads the weights later with Load.
+func LoadConfig(dir string) (*Config, error) {
+	return hub.ReadModelConfig[Config]("clip", filepath.Join(dir, "config.json"), defaultConfig())
 }
 
 // CheckWeights compares the weight names and shapes with what the config

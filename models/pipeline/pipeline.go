@@ -65,6 +65,11 @@ type Pipeline struct {
 	// (model_index.json, default true): an empty negative prompt gives zero
 	// embeddings instead of the encoding of "".
 	ForceZerosForEmptyPrompt bool
+
+	// Where the encoders' files are (EncoderFiles, LoadEncoders).
+	vaeVariant                     string
+	textEncoderDirs, tokenizerDirs []string
+	variant                        string
 }
 
 // Kind is SDXL when the UNet takes text_time added conditions and there are
@@ -130,6 +135,103 @@ func (p *Pipeline) Describe() string {
 // pipeline folder with a vae/ inside); its full-precision weights are read,
 // since published standalone VAEs (sdxl-vae-fp16-fix) have no variants.
 func Load(nameOrPath, revision, variant, vaeOverride string) (*Pipeline, error) {
+	return load(nameOrPath, revision, variant, vaeOverride, true)
+}
+
+// LoadWithoutEncoders is Load without reading the weights of the VAE and
+// the text encoders (their configs and the tokenizers are read and checked,
+// VAE.Weights and TextEncoders[i].Weights are nil): training from a latent
+// cache needs only the UNet. LoadEncoders reads them when validation needs
+// them.
+func LoadWithoutEncoders(nameOrPath, revision, variant, vaeOverride string) (*Pipeline, error) {
+	return load(nameOrPath, revision, variant, vaeOverride, false)
+}
+
+// EncodersLoaded reports whether the VAE's and text encoders' weights are
+// in memory.
+func (p *Pipeline) EncodersLoaded() bool { return p.VAE.Weights != nil }
+
+// LoadEncoders reads the VAE's and the text encoders' weights of a pipeline
+// opened with LoadWithoutEncoders (a no-op when they are loaded).
+func (p *Pipeline) LoadEncoders() error {
+	if p.EncodersLoaded() {
+		return nil
+	}
+	m, err := vae.Load(p.VAEDir, p.vaeVariant)
+	if err != nil {
+		return fmt.Errorf("pipeline %s: %w", p.Dir, err)
+	}
+	encs := make([]*clip.Model, len(p.textEncoderDirs))
+	for i, dir := range p.textEncoderDirs {
+		if encs[i], err = clip.Load(dir, p.variant); err != nil {
+			return fmt.Errorf("pipeline %s: %w", p.Dir, err)
+		}
+	}
+	p.VAE, p.TextEncoders = m, encs
+	return nil
+}
+
+// EncoderFiles lists the files that decide what the frozen encoders
+// compute: the VAE's config.json and weight files, and per text encoder its
+// config.json, weight files and its tokenizer's files (a latent cache's
+// identity).
+func (p *Pipeline) EncoderFiles() (vaeFiles []string, text [][]string, err error) {
+	if vaeFiles, err = componentFiles(p.VAEDir, p.vaeVariant); err != nil {
+		return nil, nil, err
+	}
+	for i, dir := range p.textEncoderDirs {
+		files, err := componentFiles(dir, p.variant)
+		if err != nil {
+			return nil, nil, err
+		}
+		entries, err := os.ReadDir(p.tokenizerDirs[i])
+		if err != nil {
+			return nil, nil, fmt.Errorf("pipeline %s: %w", p.Dir, err)
+		}
+		for _, e := range entries { // sorted by name
+			if !e.IsDir() {
+				files = append(files, filepath.Join(p.tokenizerDirs[i], e.Name()))
+			}
+		}
+		text = append(text, files)
+	}
+	return vaeFiles, text, nil
+}
+
+// componentFiles is a component folder's config.json and weight file, and
+// the shards a sharded checkpoint's index names.
+func componentFiles(dir, variant string) ([]string, error) {
+	w, err := hub.WeightFile(dir, variant)
+	if err != nil {
+		return nil, err
+	}
+	files := []string{filepath.Join(dir, "config.json"), w}
+	if strings.HasSuffix(w, ".json") {
+		var index struct {
+			WeightMap map[string]string `json:"weight_map"`
+		}
+		data, err := os.ReadFile(w)
+		if err == nil {
+			err = json.Unmarshal(data, &index)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", w, err)
+		}
+		var shards []string
+		for _, f := range index.WeightMap {
+			if !slices.Contains(shards, f) {
+				shards = append(shards, f)
+			}
+		}
+		slices.Sort(shards)
+		for _, f := range shards {
+			files = append(files, filepath.Join(filepath.Dir(w), f))
+		}
+	}
+	return files, nil
+}
+
+func load(nameOrPath, revision, variant, vaeOverride string, encoders bool) (*Pipeline, error) {
 	dir, err := hub.Resolve(nameOrPath, revision)
 	if err != nil {
 		return nil, err
@@ -141,7 +243,7 @@ func Load(nameOrPath, revision, variant, vaeOverride string) (*Pipeline, error) 
 	if err := checkClasses(index); err != nil {
 		return nil, err
 	}
-	p := &Pipeline{Dir: dir, Index: index, ForceZerosForEmptyPrompt: true}
+	p := &Pipeline{Dir: dir, Index: index, ForceZerosForEmptyPrompt: true, variant: variant}
 	if raw, ok := index.Options["force_zeros_for_empty_prompt"]; ok {
 		if err := json.Unmarshal(raw, &p.ForceZerosForEmptyPrompt); err != nil {
 			return nil, fmt.Errorf("pipeline %s: force_zeros_for_empty_prompt: %w", index.Path, err)
@@ -163,18 +265,26 @@ func Load(nameOrPath, revision, variant, vaeOverride string) (*Pipeline, error) 
 		return nil, fmt.Errorf("pipeline %s: %w", dir, err)
 	}
 
+	loadVAE := func(dir, variant string) (*vae.Model, error) {
+		if !encoders {
+			cfg, err := vae.LoadConfig(dir)
+			return &vae.Model{Config: cfg}, err
+		}
+		return vae.Load(dir, variant)
+	}
 	if vaeOverride != "" {
 		if p.VAEDir, err = resolveVAE(vaeOverride); err != nil {
 			return nil, err
 		}
-		if p.VAE, err = vae.Load(p.VAEDir, ""); err != nil {
+		if p.VAE, err = loadVAE(p.VAEDir, ""); err != nil {
 			return nil, fmt.Errorf("vae override %s: %w", vaeOverride, err)
 		}
 	} else {
 		if p.VAEDir, err = component("vae"); err != nil {
 			return nil, err
 		}
-		if p.VAE, err = vae.Load(p.VAEDir, variant); err != nil {
+		p.vaeVariant = variant
+		if p.VAE, err = loadVAE(p.VAEDir, variant); err != nil {
 			return nil, fmt.Errorf("pipeline %s: %w", dir, err)
 		}
 	}
@@ -193,7 +303,12 @@ func Load(nameOrPath, revision, variant, vaeOverride string) (*Pipeline, error) 
 		if err != nil {
 			return nil, err
 		}
-		enc, err := clip.Load(encDir, variant)
+		enc := &clip.Model{}
+		if encoders {
+			enc, err = clip.Load(encDir, variant)
+		} else {
+			enc.Config, err = clip.LoadConfig(encDir)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("pipeline %s: %s: %w", dir, pair[0], err)
 		}
@@ -215,6 +330,8 @@ func Load(nameOrPath, revision, variant, vaeOverride string) (*Pipeline, error) 
 		}
 		p.TextEncoders = append(p.TextEncoders, enc)
 		p.Tokenizers = append(p.Tokenizers, tok)
+		p.textEncoderDirs = append(p.textEncoderDirs, encDir)
+		p.tokenizerDirs = append(p.tokenizerDirs, tokDir)
 	}
 	if len(p.Tokenizers) == 2 && p.Tokenizers[0].MaxLength != p.Tokenizers[1].MaxLength {
 		return nil, fmt.Errorf("pipeline %s: tokenizer pads to %d tokens, tokenizer_2 to %d; SD-XL concatenates them, so they must agree",

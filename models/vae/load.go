@@ -20,7 +20,7 @@ type Model struct {
 // AutoencoderKL folder works, so a separately published VAE (SD-XL's
 // fp16-fix, sd-vae-ft-mse) can stand in for a pipeline's own.
 func Load(dir, variant string) (*Model, error) {
-	cfg, err := hub.ReadModelConfig[Config]("vae", filepath.Join(dir, "config.json"), defaultConfig())
+	cfg, err := LoadConfig(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -78,6 +78,12 @@ func renameLegacyAttention(w *nn.Weights) error {
 		w.SetFloat32(strings.Join(parts, "."), data, dims...)
 	}
 	return nil
+}
+
+// LoadConfig reads only the folder's config.json: a pipeline that needs the architecture but not
+// the weights (training from a latent cache) reads the weights later with Load.
+func LoadConfig(dir string) (*Config, error) {
+	return hub.ReadModelConfig[Config]("vae", filepath.Join(dir, "config.json"), defaultConfig())
 }
 
 // CheckWeights compares the weight names and shapes with what the config
