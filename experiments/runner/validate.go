@@ -65,7 +65,7 @@ func (r *run) sampler(name string, m *unet.Model) (*sampling.Sampler, error) {
 	if sm, ok := r.samplers[name]; ok {
 		return sm, nil
 	}
-	sm, err := sampling.NewSampler(r.backend, r.pipe, m, r.adapters, r.nnOpts)
+	sm, err := sampling.NewSampler(r.backend, r.pipe, m, r.adapters, r.samplerOptions())
 	if err != nil {
 		return nil, err
 	}
