@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read as math
 	"github.com/gomlx/gomlx/core/tensors"
 
@@ -48,10 +49,18 @@ type benchCase struct {
 	// holds the activations of three UNet passes and a backward, sized for
 	// a GPU's memory, not a 2-core machine's.
 	optIn bool
+	// bf16: run.mixed_precision = "bf16": the teacher (the LoRA base) is
+	// stored in bfloat16 and the UNet passes compute in it.
+	bf16 bool
 }
 
 // id names the row for -only: preset-kind, e.g. small-step.
-func (c benchCase) id() string { return c.preset + "-" + string(c.kind) }
+func (c benchCase) id() string {
+	if c.bf16 {
+		return c.preset + "-" + string(c.kind) + "-bf16"
+	}
+	return c.preset + "-" + string(c.kind)
+}
 
 // what is the row's description; the rows the old bench had keep its
 // wording, so that compare.sh matches them across builds.
@@ -65,6 +74,9 @@ func (c benchCase) what() string {
 		}
 		return "distill step (full)"
 	case kindLoRA:
+		if c.bf16 {
+			return "distill step (lora,bf16)"
+		}
 		return "distill step (lora)"
 	case kindSample:
 		return "sample 4-step+tiny VAE"
@@ -81,10 +93,12 @@ var benchCases = []benchCase{
 	{preset: "small", batch: 4, size: 32, kind: kindBackward},
 	{preset: "small", batch: 4, size: 32, kind: kindStep},
 	{preset: "small", batch: 4, size: 32, kind: kindLoRA},
+	{preset: "small", batch: 4, size: 32, kind: kindLoRA, bf16: true},
 	{preset: "sd15", batch: 1, size: 64, kind: kindForward},
 	{preset: "sd15", batch: 1, size: 64, kind: kindStep, checkpoint: true},
 	{preset: "sd15", batch: 1, size: 64, kind: kindSample},
 	{preset: "sd15", batch: 1, size: 64, kind: kindLoRA, checkpoint: true, optIn: true},
+	{preset: "sd15", batch: 1, size: 64, kind: kindLoRA, checkpoint: true, optIn: true, bf16: true},
 }
 
 // selectCases keeps the rows that a comma-separated -only list names: a
@@ -335,6 +349,15 @@ func benchStep(b compute.Backend, opts nn.Options, cfg *unet.Config, c benchCase
 		Mode: lcm.Full, Teacher: cfg, PredictionType: lcm.PredictEpsilon,
 		Loss: losses.Huber, HuberC: 0.001, MaxGradNorm: 1, Beta1: 0.9, Beta2: 0.999, AdamEps: 1e-8,
 		EMADecay: 0.95, NN: opts,
+	}
+	if c.bf16 {
+		before := teacher.Bytes()
+		if err := teacher.Convert(dtypes.BFloat16); err != nil {
+			return nil, err
+		}
+		dcfg.Precision = dtypes.BFloat16
+		fmt.Fprintf(os.Stderr, "%s: frozen UNet weights %.1f MiB in bfloat16, %.1f MiB in float32\n",
+			c.id(), float64(teacher.Bytes())/(1<<20), float64(before)/(1<<20))
 	}
 	dim := 256
 	var student *nn.Weights
