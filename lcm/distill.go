@@ -294,10 +294,13 @@ func (d *Distiller) loss(groups map[string]*nn.Params, in map[string]*Node) (*No
 		targetScope = groups[train.EMAGroup].Cast(cfg.Precision).ForwardOnly().Root("")
 	}
 	low := func(x *Node) *Node { return castFloat(x, cfg.Precision) }
+	// A UNet pass takes its inputs in cfg.Precision and returns its output
+	// in the dtype the step computes the rest in.
 	forward := func(scope nn.Scope, cfg *unet.Config, in unet.Inputs) *Node {
+		dtype := in.Sample.DType()
 		in.Sample, in.Context, in.TimestepCond = low(in.Sample), low(in.Context), low(in.TimestepCond)
 		in.TextEmbeds = low(in.TextEmbeds) // time ids stay float32: the UNet embeds them in float32
-		return castFloat(unet.Forward(scope, cfg, in), dtypes.Float32)
+		return castFloat(unet.Forward(scope, cfg, in), dtype)
 	}
 	denoiser := func(scope nn.Scope, emb *Node) Denoiser {
 		return Denoiser{Prediction: cfg.PredictionType, Net: func(z, t *Node) *Node {
