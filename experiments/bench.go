@@ -49,8 +49,9 @@ type benchCase struct {
 	// holds the activations of three UNet passes and a backward, sized for
 	// a GPU's memory, not a 2-core machine's.
 	optIn bool
-	// bf16: run.mixed_precision = "bf16": the teacher (the LoRA base) is
-	// stored in bfloat16 and the UNet passes compute in it.
+	// bf16: run.mixed_precision = "bf16": the frozen UNet (a forward
+	// row's, a LoRA step's base) is stored in bfloat16 and the UNet passes
+	// compute in it.
 	bf16 bool
 }
 
@@ -81,6 +82,9 @@ func (c benchCase) what() string {
 	case kindSample:
 		return "sample 4-step+tiny VAE"
 	}
+	if c.bf16 {
+		return "forward (bf16)"
+	}
 	return "forward"
 }
 
@@ -95,6 +99,7 @@ var benchCases = []benchCase{
 	{preset: "small", batch: 4, size: 32, kind: kindLoRA},
 	{preset: "small", batch: 4, size: 32, kind: kindLoRA, bf16: true},
 	{preset: "sd15", batch: 1, size: 64, kind: kindForward},
+	{preset: "sd15", batch: 1, size: 64, kind: kindForward, bf16: true},
 	{preset: "sd15", batch: 1, size: 64, kind: kindStep, checkpoint: true},
 	{preset: "sd15", batch: 1, size: 64, kind: kindSample},
 	{preset: "sd15", batch: 1, size: 64, kind: kindLoRA, checkpoint: true, optIn: true},
@@ -148,7 +153,7 @@ func selectCases(only string) ([]benchCase, error) {
 
 func runBench(args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	only := fs.String("only", "", "comma-separated rows to run, each a row id (small-step), preset (small) or kind (step); default all but the opt-in sd15-lora (run only by its id)")
+	only := fs.String("only", "", "comma-separated rows to run, each a row id (small-step), preset (small) or kind (step); default all but the opt-in sd15-lora and sd15-lora-bf16 (run only by their ids)")
 	batch := fs.Int("batch", 0, "batch size of every row that runs (default: each row's own)")
 	repeats := fs.Int("repeats", 3, "timed repetitions after one warm-up run")
 	im2col := fs.String("conv", "auto", "convolution lowering: auto (im2col on the Go backend), im2col or native")
@@ -276,9 +281,17 @@ func benchOne(b compute.Backend, opts nn.Options, c benchCase, repeats int, budg
 	if err != nil {
 		return nil, err
 	}
-	if c.kind == kindStep {
-		// Teacher, student, EMA target and two AdamW moments, float32.
+	if c.kind == kindStep || c.kind == kindLoRA {
+		// Full: teacher, student, EMA target and two AdamW moments, float32.
+		// LoRA: the base UNet (in bfloat16 for a bf16 row), its adapters'
+		// state being small.
 		need := 5 * 4 * float64(cfg.NumParams()) / (1 << 30)
+		if c.kind == kindLoRA {
+			need = 4 * float64(cfg.NumParams()) / (1 << 30)
+			if c.bf16 {
+				need /= 2
+			}
+		}
 		if need > budgetGiB {
 			return func(float64) string {
 				return fmt.Sprintf("%-6s %-24s skipped: its weights and optimizer state alone are %.1f GiB, over -mem-budget %.0f GiB",
@@ -300,6 +313,18 @@ func benchOne(b compute.Backend, opts nn.Options, c benchCase, repeats int, budg
 	default:
 		in := unet.RandomInputs(rng, cfg, c.batch, c.size)
 		weights := nn.RandomWeights(cfg.ParamShapes(), 1, 1)
+		if c.bf16 {
+			before := weights.Bytes()
+			if err := weights.Convert(dtypes.BFloat16); err != nil {
+				return nil, err
+			}
+			// The whole probe computes in bfloat16: its float32 inputs
+			// are cast on entry, its output back to float32.
+			opts.ComputeDType = dtypes.BFloat16
+			fmt.Fprintf(os.Stderr, "%s: UNet weights %.1f MiB in bfloat16, %.1f MiB in float32\n",
+				c.id(), float64(weights.Bytes())/(1<<20), float64(before)/(1<<20))
+			afterConversion()
+		}
 		var prog *nn.Program
 		prog, err = unet.CompileProbe(b, cfg, weights, opts, c.kind == kindBackward)
 		if err == nil {
@@ -341,6 +366,15 @@ func benchOne(b compute.Backend, opts nn.Options, c benchCase, repeats int, budg
 	}, nil
 }
 
+// afterConversion starts a bf16 row's peak memory after its weights were
+// converted: the random weights are drawn in float32 first, and the row
+// measures the step, not that transient (which a run's load also has: the
+// weights are read as float32, then converted).
+func afterConversion() {
+	debug.FreeOSMemory()
+	resetPeakRSS()
+}
+
 // benchStep prepares one full or LoRA distillation step on random weights.
 func benchStep(b compute.Backend, opts nn.Options, cfg *unet.Config, c benchCase, rng *rand.Rand) (func() error, error) {
 	randn := func(dims ...int) *tensors.Tensor { return nn.NormalTensor(rng, dims...) }
@@ -358,6 +392,7 @@ func benchStep(b compute.Backend, opts nn.Options, cfg *unet.Config, c benchCase
 		dcfg.Precision = dtypes.BFloat16
 		fmt.Fprintf(os.Stderr, "%s: frozen UNet weights %.1f MiB in bfloat16, %.1f MiB in float32\n",
 			c.id(), float64(teacher.Bytes())/(1<<20), float64(before)/(1<<20))
+		afterConversion()
 	}
 	dim := 256
 	var student *nn.Weights
