@@ -8,9 +8,14 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/golcm/golcm/experiments/spec"
+	"github.com/golcm/golcm/internal/golden"
+	"github.com/golcm/golcm/models/pipeline"
 )
 
 // metricLines reads a run's metrics.jsonl.
@@ -153,5 +158,99 @@ func TestFP16OverflowSkipsSteps(t *testing.T) {
 				t.Fatalf("%s[%d]: adam m %v, v %v, student %v, target %v after six skipped steps; want 0, 0 and equal", name, i, m[i], v[i], w[i], e[i])
 			}
 		}
+	}
+}
+
+// TestMixedPrecisionValidatesAndDropsOut: the parts of a run beside the
+// step take the half-precision frozen networks too. LoRA dropout draws its
+// masks in the low precision, and validation samples with the bf16/fp16
+// text encoders, VAE and (LoRA) base UNet: each run of two steps ends with
+// finite losses and its validation grid.
+func TestMixedPrecisionValidatesAndDropsOut(t *testing.T) {
+	root := t.TempDir()
+	for _, mode := range []string{"full", "lora"} {
+		for _, mp := range []string{"bf16", "fp16"} {
+			out := filepath.Join(root, mode+"-"+mp)
+			s := tinySpec(t, filepath.Join(root, "teacher"), out)
+			s.Run.MixedPrecision, s.Distill.Mode = mp, mode
+			if mode == "lora" {
+				s.LoRA.Rank, s.LoRA.Alpha, s.LoRA.Dropout = 4, 8, 0.3
+			}
+			s.Optim.MaxTrainSteps, s.Run.ValidationEvery = 2, 2
+			s.Run.ValidationPrompts, s.Run.ValidationInferenceSteps = []string{"a shoe"}, []int{1}
+			res, err := Run(context.Background(), s, Options{Log: io.Discard, NoProgress: true})
+			if err != nil {
+				t.Fatalf("%s %s: %v", mode, mp, err)
+			}
+			for _, l := range res.Losses {
+				if math.IsNaN(float64(l)) || math.IsInf(float64(l), 0) {
+					t.Errorf("%s %s: losses %v", mode, mp, res.Losses)
+				}
+			}
+			if _, err := os.Stat(validationGrid(out, "student", 2)); err != nil {
+				t.Errorf("%s %s: no validation grid: %v", mode, mp, err)
+			}
+		}
+	}
+}
+
+// frozenMiB reads the run log's "frozen weights A MiB (B MiB in float32)".
+func frozenMiB(t *testing.T, log string) (low, full float64) {
+	t.Helper()
+	m := regexp.MustCompile(`frozen weights ([\d.]+) MiB \(([\d.]+) MiB in float32\)`).FindStringSubmatch(log)
+	if m == nil {
+		t.Fatalf("the run log does not report the frozen weights' size:\n%s", log)
+	}
+	low, _ = strconv.ParseFloat(m[1], 64)
+	full, _ = strconv.ParseFloat(m[2], 64)
+	return low, full
+}
+
+// TestMixedPrecisionKeepsSDXLVAEFloat32: an SD run in bf16 stores every
+// frozen network in half its float32 bytes; an SDXL run in fp16 (the
+// fixture pipeline) keeps its VAE in float32, as the SDXL scripts do, so
+// its frozen weights are more than half, by the VAE's half, and it trains
+// and validates (in float32, for that VAE) with finite losses.
+func TestMixedPrecisionKeepsSDXLVAEFloat32(t *testing.T) {
+	root := t.TempDir()
+	var log strings.Builder
+	s := tinySpec(t, filepath.Join(root, "teacher"), filepath.Join(root, "sd"))
+	s.Run.MixedPrecision, s.Optim.MaxTrainSteps = "bf16", 1
+	if _, err := Run(context.Background(), s, Options{Log: &log, NoProgress: true}); err != nil {
+		t.Fatal(err)
+	}
+	if low, full := frozenMiB(t, log.String()); math.Abs(2*low-full) > 0.2 {
+		t.Errorf("SD bf16: frozen weights %v MiB, float32 %v MiB: want half", low, full)
+	}
+
+	dir := filepath.Join(golden.Dir(), "tiny-sdxl")
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("fixture pipeline %s not found (set %s): %v", dir, golden.EnvDir, err)
+	}
+	p, err := pipeline.Load(dir, "", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vaeMiB := float64(p.VAE.Weights.Bytes()) / (1 << 20)
+	log.Reset()
+	s = tinySpec(t, dir, filepath.Join(root, "sdxl"))
+	s.Model.InitTiny, s.Distill.WMin = false, 3
+	s.Run.MixedPrecision, s.Optim.MaxTrainSteps = "fp16", 2
+	s.Run.ValidationEvery, s.Run.ValidationInferenceSteps, s.Run.ValidationPrompts = 2, []int{1}, []string{"a cat"}
+	res, err := Run(context.Background(), s, Options{Log: &log, NoProgress: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	low, full := frozenMiB(t, log.String())
+	if want := (full-vaeMiB)/2 + vaeMiB; math.Abs(low-want) > 0.2 {
+		t.Errorf("SDXL fp16: frozen weights %v MiB of %v; want %v (the %v MiB VAE kept float32)", low, full, want, vaeMiB)
+	}
+	for _, l := range res.Losses {
+		if math.IsNaN(float64(l)) || math.IsInf(float64(l), 0) {
+			t.Errorf("SDXL fp16 losses %v", res.Losses)
+		}
+	}
+	if _, err := os.Stat(validationGrid(s.Run.OutputDir, "student", 2)); err != nil {
+		t.Errorf("SDXL fp16: no validation grid: %v", err)
 	}
 }
