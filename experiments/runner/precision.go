@@ -61,23 +61,23 @@ func (r *run) applyPrecision() error {
 	if mp.dtype == dtypes.InvalidDType {
 		return nil
 	}
-	frozen := []*nn.Weights{r.pipe.UNet.Weights}
+	frozen := []*nn.Weights{r.pipe.UNet.Weights, r.pipe.VAE.Weights}
 	for _, te := range r.pipe.TextEncoders {
 		frozen = append(frozen, te.Weights)
 	}
-	if mp.vae32 = r.pipe.Kind() == pipeline.SDXL && r.spec.Model.VAE == ""; !mp.vae32 {
-		frozen = append(frozen, r.pipe.VAE.Weights)
-	}
+	mp.vae32 = r.pipe.Kind() == pipeline.SDXL && r.spec.Model.VAE == ""
 	var before, after int64
 	for _, w := range frozen {
 		before += w.Bytes()
-		if err := w.Convert(mp.dtype); err != nil {
-			return fmt.Errorf("run.mixed_precision = %q: %w", r.spec.Run.MixedPrecision, err)
+		if w != r.pipe.VAE.Weights || !mp.vae32 {
+			if err := w.Convert(mp.dtype); err != nil {
+				return fmt.Errorf("run.mixed_precision = %q: %w", r.spec.Run.MixedPrecision, err)
+			}
 		}
 		after += w.Bytes()
 	}
-	fmt.Fprintf(r.log, "mixed precision %s: frozen weights %.1f MiB (%.1f MiB in float32)\n",
-		r.spec.Run.MixedPrecision, float64(after)/(1<<20), float64(before)/(1<<20))
+	fmt.Fprintf(r.log, "mixed precision %s: frozen weights %.1f MiB, %.1f MiB in float32 (%d and %d bytes)\n",
+		r.spec.Run.MixedPrecision, float64(after)/(1<<20), float64(before)/(1<<20), after, before)
 	return nil
 }
 

@@ -194,10 +194,11 @@ func TestMixedPrecisionValidatesAndDropsOut(t *testing.T) {
 	}
 }
 
-// frozenMiB reads the run log's "frozen weights A MiB (B MiB in float32)".
-func frozenMiB(t *testing.T, log string) (low, full float64) {
+// frozenBytes reads the run log's "frozen weights …(A and B bytes)": the
+// frozen weights' bytes as stored, and in float32.
+func frozenBytes(t *testing.T, log string) (low, full float64) {
 	t.Helper()
-	m := regexp.MustCompile(`frozen weights ([\d.]+) MiB \(([\d.]+) MiB in float32\)`).FindStringSubmatch(log)
+	m := regexp.MustCompile(`frozen weights .*\((\d+) and (\d+) bytes\)`).FindStringSubmatch(log)
 	if m == nil {
 		t.Fatalf("the run log does not report the frozen weights' size:\n%s", log)
 	}
@@ -219,8 +220,8 @@ func TestMixedPrecisionKeepsSDXLVAEFloat32(t *testing.T) {
 	if _, err := Run(context.Background(), s, Options{Log: &log, NoProgress: true}); err != nil {
 		t.Fatal(err)
 	}
-	if low, full := frozenMiB(t, log.String()); math.Abs(2*low-full) > 0.2 {
-		t.Errorf("SD bf16: frozen weights %v MiB, float32 %v MiB: want half", low, full)
+	if low, full := frozenBytes(t, log.String()); 2*low != full {
+		t.Errorf("SD bf16: frozen weights %v bytes, float32 %v: want half", low, full)
 	}
 
 	dir := filepath.Join(golden.Dir(), "tiny-sdxl")
@@ -231,7 +232,7 @@ func TestMixedPrecisionKeepsSDXLVAEFloat32(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vaeMiB := float64(p.VAE.Weights.Bytes()) / (1 << 20)
+	vae := float64(p.VAE.Weights.Bytes())
 	log.Reset()
 	s = tinySpec(t, dir, filepath.Join(root, "sdxl"))
 	s.Model.InitTiny, s.Distill.WMin = false, 3
@@ -241,9 +242,9 @@ func TestMixedPrecisionKeepsSDXLVAEFloat32(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	low, full := frozenMiB(t, log.String())
-	if want := (full-vaeMiB)/2 + vaeMiB; math.Abs(low-want) > 0.2 {
-		t.Errorf("SDXL fp16: frozen weights %v MiB of %v; want %v (the %v MiB VAE kept float32)", low, full, want, vaeMiB)
+	low, full := frozenBytes(t, log.String())
+	if want := (full-vae)/2 + vae; low != want {
+		t.Errorf("SDXL fp16: frozen weights %v bytes of %v; want %v (the %v-byte VAE kept float32)", low, full, want, vae)
 	}
 	for _, l := range res.Losses {
 		if math.IsNaN(float64(l)) || math.IsInf(float64(l), 0) {
