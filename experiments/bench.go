@@ -314,16 +314,12 @@ func benchOne(b compute.Backend, opts nn.Options, c benchCase, repeats int, budg
 		in := unet.RandomInputs(rng, cfg, c.batch, c.size)
 		weights := nn.RandomWeights(cfg.ParamShapes(), 1, 1)
 		if c.bf16 {
-			before := weights.Bytes()
-			if err := weights.Convert(dtypes.BFloat16); err != nil {
+			if err := toBF16(c, weights); err != nil {
 				return nil, err
 			}
 			// The whole probe computes in bfloat16: its float32 inputs
 			// are cast on entry, its output back to float32.
 			opts.ComputeDType = dtypes.BFloat16
-			fmt.Fprintf(os.Stderr, "%s: UNet weights %.1f MiB in bfloat16, %.1f MiB in float32\n",
-				c.id(), float64(weights.Bytes())/(1<<20), float64(before)/(1<<20))
-			afterConversion()
 		}
 		var prog *nn.Program
 		prog, err = unet.CompileProbe(b, cfg, weights, opts, c.kind == kindBackward)
@@ -366,13 +362,21 @@ func benchOne(b compute.Backend, opts nn.Options, c benchCase, repeats int, budg
 	}, nil
 }
 
-// afterConversion starts a bf16 row's peak memory after its weights were
-// converted: the random weights are drawn in float32 first, and the row
-// measures the step, not that transient (which a run's load also has: the
-// weights are read as float32, then converted).
-func afterConversion() {
+// toBF16 stores a bf16 row's frozen UNet weights in bfloat16, says how
+// many bytes that saves, and starts the row's peak memory after it: the
+// random weights are drawn in float32 first, and the row measures its
+// work, not that transient (which a run's load also has: the weights are
+// read as float32, then converted).
+func toBF16(c benchCase, w *nn.Weights) error {
+	before := w.Bytes()
+	if err := w.Convert(dtypes.BFloat16); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "%s: frozen UNet weights %.1f MiB in bfloat16, %.1f MiB in float32\n",
+		c.id(), float64(w.Bytes())/(1<<20), float64(before)/(1<<20))
 	debug.FreeOSMemory()
 	resetPeakRSS()
+	return nil
 }
 
 // benchStep prepares one full or LoRA distillation step on random weights.
@@ -385,14 +389,10 @@ func benchStep(b compute.Backend, opts nn.Options, cfg *unet.Config, c benchCase
 		EMADecay: 0.95, NN: opts,
 	}
 	if c.bf16 {
-		before := teacher.Bytes()
-		if err := teacher.Convert(dtypes.BFloat16); err != nil {
+		if err := toBF16(c, teacher); err != nil {
 			return nil, err
 		}
 		dcfg.Precision = dtypes.BFloat16
-		fmt.Fprintf(os.Stderr, "%s: frozen UNet weights %.1f MiB in bfloat16, %.1f MiB in float32\n",
-			c.id(), float64(teacher.Bytes())/(1<<20), float64(before)/(1<<20))
-		afterConversion()
 	}
 	dim := 256
 	var student *nn.Weights
