@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read as math
 	"github.com/gomlx/gomlx/core/tensors"
 
@@ -49,10 +50,19 @@ type benchCase struct {
 	// holds the activations of three UNet passes and a backward, sized for
 	// a GPU's memory, not a 2-core machine's.
 	optIn bool
+	// bf16: run.mixed_precision = "bf16": the frozen UNet (a forward
+	// row's, a LoRA step's base) is stored in bfloat16 and the UNet passes
+	// compute in it.
+	bf16 bool
 }
 
 // id names the row for -only: preset-kind, e.g. small-step.
-func (c benchCase) id() string { return c.preset + "-" + string(c.kind) }
+func (c benchCase) id() string {
+	if c.bf16 {
+		return c.preset + "-" + string(c.kind) + "-bf16"
+	}
+	return c.preset + "-" + string(c.kind)
+}
 
 // what is the row's description; the rows the old bench had keep its
 // wording, so that compare.sh matches them across builds.
@@ -66,11 +76,17 @@ func (c benchCase) what() string {
 		}
 		return "distill step (full)"
 	case kindLoRA:
+		if c.bf16 {
+			return "distill step (lora,bf16)"
+		}
 		return "distill step (lora)"
 	case kindSample:
 		return "sample 4-step+tiny VAE"
 	case kindCache:
 		return "train: images vs cache"
+	}
+	if c.bf16 {
+		return "forward (bf16)"
 	}
 	return "forward"
 }
@@ -84,10 +100,13 @@ var benchCases = []benchCase{
 	{preset: "small", batch: 4, size: 32, kind: kindBackward},
 	{preset: "small", batch: 4, size: 32, kind: kindStep},
 	{preset: "small", batch: 4, size: 32, kind: kindLoRA},
+	{preset: "small", batch: 4, size: 32, kind: kindLoRA, bf16: true},
 	{preset: "sd15", batch: 1, size: 64, kind: kindForward},
+	{preset: "sd15", batch: 1, size: 64, kind: kindForward, bf16: true},
 	{preset: "sd15", batch: 1, size: 64, kind: kindStep, checkpoint: true},
 	{preset: "sd15", batch: 1, size: 64, kind: kindSample},
 	{preset: "sd15", batch: 1, size: 64, kind: kindLoRA, checkpoint: true, optIn: true},
+	{preset: "sd15", batch: 1, size: 64, kind: kindLoRA, checkpoint: true, optIn: true, bf16: true},
 	// Whole runs, a few minutes each on a CPU: opt-in.
 	{preset: "small", batch: 1, size: 32, kind: kindCache, optIn: true},
 	{preset: "sd15", batch: 1, size: 64, kind: kindCache, checkpoint: true, optIn: true},
@@ -140,7 +159,7 @@ func selectCases(only string) ([]benchCase, error) {
 
 func runBench(args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	only := fs.String("only", "", "comma-separated rows to run, each a row id (small-step), preset (small) or kind (step); default all but the opt-in sd15-lora, small-cache and sd15-cache (run only by their ids)")
+	only := fs.String("only", "", "comma-separated rows to run, each a row id (small-step), preset (small) or kind (step); default all but the opt-in sd15-lora, sd15-lora-bf16, small-cache and sd15-cache (run only by their ids)")
 	batch := fs.Int("batch", 0, "batch size of every row that runs (default: each row's own)")
 	repeats := fs.Int("repeats", 3, "timed repetitions after one warm-up run")
 	im2col := fs.String("conv", "auto", "convolution lowering: auto (im2col on the Go backend), im2col or native")
@@ -272,9 +291,17 @@ func benchOne(b compute.Backend, opts nn.Options, c benchCase, repeats int, budg
 	if err != nil {
 		return nil, err
 	}
-	if c.kind == kindStep {
-		// Teacher, student, EMA target and two AdamW moments, float32.
+	if c.kind == kindStep || c.kind == kindLoRA {
+		// Full: teacher, student, EMA target and two AdamW moments, float32.
+		// LoRA: the base UNet (in bfloat16 for a bf16 row), its adapters'
+		// state being small.
 		need := 5 * 4 * float64(cfg.NumParams()) / (1 << 30)
+		if c.kind == kindLoRA {
+			need = 4 * float64(cfg.NumParams()) / (1 << 30)
+			if c.bf16 {
+				need /= 2
+			}
+		}
 		if need > budgetGiB {
 			return func(float64) string {
 				return fmt.Sprintf("%-6s %-24s skipped: its weights and optimizer state alone are %.1f GiB, over -mem-budget %.0f GiB",
@@ -296,6 +323,14 @@ func benchOne(b compute.Backend, opts nn.Options, c benchCase, repeats int, budg
 	default:
 		in := unet.RandomInputs(rng, cfg, c.batch, c.size)
 		weights := nn.RandomWeights(cfg.ParamShapes(), 1, 1)
+		if c.bf16 {
+			if err := toBF16(c, weights); err != nil {
+				return nil, err
+			}
+			// The whole probe computes in bfloat16: its float32 inputs
+			// are cast on entry, its output back to float32.
+			opts.ComputeDType = dtypes.BFloat16
+		}
 		var prog *nn.Program
 		prog, err = unet.CompileProbe(b, cfg, weights, opts, c.kind == kindBackward)
 		if err == nil {
@@ -337,6 +372,23 @@ func benchOne(b compute.Backend, opts nn.Options, c benchCase, repeats int, budg
 	}, nil
 }
 
+// toBF16 stores a bf16 row's frozen UNet weights in bfloat16, says how
+// many bytes that saves, and starts the row's peak memory after it: the
+// random weights are drawn in float32 first, and the row measures its
+// work, not that transient (which a run's load also has: the weights are
+// read as float32, then converted).
+func toBF16(c benchCase, w *nn.Weights) error {
+	before := w.Bytes()
+	if err := w.Convert(dtypes.BFloat16); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "%s: frozen UNet weights %.1f MiB in bfloat16, %.1f MiB in float32\n",
+		c.id(), float64(w.Bytes())/(1<<20), float64(before)/(1<<20))
+	debug.FreeOSMemory()
+	resetPeakRSS()
+	return nil
+}
+
 // benchStep prepares one full or LoRA distillation step on random weights.
 func benchStep(b compute.Backend, opts nn.Options, cfg *unet.Config, c benchCase, rng *rand.Rand) (func() error, error) {
 	randn := func(dims ...int) *tensors.Tensor { return nn.NormalTensor(rng, dims...) }
@@ -345,6 +397,12 @@ func benchStep(b compute.Backend, opts nn.Options, cfg *unet.Config, c benchCase
 		Mode: lcm.Full, Teacher: cfg, PredictionType: lcm.PredictEpsilon,
 		Loss: losses.Huber, HuberC: 0.001, MaxGradNorm: 1, Beta1: 0.9, Beta2: 0.999, AdamEps: 1e-8,
 		EMADecay: 0.95, NN: opts,
+	}
+	if c.bf16 {
+		if err := toBF16(c, teacher); err != nil {
+			return nil, err
+		}
+		dcfg.Precision = dtypes.BFloat16
 	}
 	dim := 256
 	var student *nn.Weights

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read as math
 	"github.com/gomlx/gomlx/core/tensors"
 
@@ -42,6 +43,19 @@ type DistillConfig struct {
 	// optimizer step; 0 and 1 mean every Step is an optimizer step.
 	AccumulationSteps int
 	NN                nn.Options
+	// Precision, when set (BFloat16 or Float16), is the dtype the UNet
+	// passes compute in, as the reference scripts' weight_dtype with
+	// autocast: the teacher's weights (which the caller stores in it to
+	// halve them), the student's and the target's (float32 master copies
+	// read through nn.Params.Cast) and the UNets' inputs; products
+	// accumulate in float32 (GoMLX's DotGeneral for half inputs), norms and
+	// softmax run in float32 (package nn), and the UNet outputs, the
+	// solver, the boundary scalings and the loss in float32. Zero is
+	// float32 throughout.
+	Precision dtypes.DType
+	// LossScaling, when set, scales the loss dynamically (float16: see
+	// train.LossScaling); bfloat16 has float32's range and needs none.
+	LossScaling *train.LossScaling
 	// Adapters binds the LoRA weight group to the UNet's adapter hook
 	// (LoRA mode only; see package lora).
 	Adapters func(lora *nn.Params) func(module string) nn.Adapter
@@ -88,6 +102,7 @@ type StepResult struct {
 	Loss          float32
 	GradNorm      float32 // global gradient norm before clipping
 	WeightsFinite bool    // every updated student (and target) weight is finite
+	Skipped       bool    // loss scaling: the gradients overflowed, nothing but the scale changed
 	// Debug (DistillConfig.Debug, optimizer steps) holds the intermediates,
 	// named as the reference script's variables (noisy_model_input,
 	// noise_pred, model_pred, cond_/uncond_teacher_output, pred_x0,
@@ -178,8 +193,9 @@ func NewDistiller(b compute.Backend, cfg DistillConfig, teacher, student *nn.Wei
 			Beta1: cfg.Beta1, Beta2: cfg.Beta2, Eps: cfg.AdamEps, WeightDecay: cfg.WeightDecay,
 			MaxGradNorm: cfg.MaxGradNorm, AccumulationSteps: cfg.AccumulationSteps, EMADecay: cfg.EMADecay,
 		},
-		NN:        cfg.NN,
-		Gradients: cfg.Debug,
+		NN:          cfg.NN,
+		Gradients:   cfg.Debug,
+		LossScaling: cfg.LossScaling,
 	})
 	if err != nil {
 		return nil, err
@@ -203,7 +219,7 @@ func (d *Distiller) Step(b *Batch) (*StepResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("distillation step %d: %w", d.Steps+1, err)
 	}
-	res := &StepResult{Applied: r.Applied, Loss: r.Loss, GradNorm: r.GradNorm, WeightsFinite: r.WeightsFinite}
+	res := &StepResult{Applied: r.Applied, Loss: r.Loss, GradNorm: r.GradNorm, WeightsFinite: r.WeightsFinite, Skipped: r.Skipped}
 	if d.cfg.Debug && r.Applied {
 		res.Debug = r.Outputs
 	}
@@ -259,6 +275,8 @@ func (d *Distiller) loss(groups map[string]*nn.Params, in map[string]*Node) (*No
 	wEmb, start, w := in["w_embedding"], in["start"], in["w"]
 	aS, sS := in["alpha_start"], in["sigma_start"]
 
+	// Under mixed precision every UNet reads its weights in cfg.Precision.
+	teacherP, studentP = teacherP.Cast(cfg.Precision), studentP.Cast(cfg.Precision)
 	// The student's view: its own UNet, or the teacher's with adapters.
 	studentScope := studentP.Root("")
 	if cfg.Mode == LoRA {
@@ -273,11 +291,20 @@ func (d *Distiller) loss(groups map[string]*nn.Params, in map[string]*Node) (*No
 	// lowerings, no weight copies).
 	targetScope := studentScope.Params().ForwardOnly().Root("")
 	if cfg.Mode == Full {
-		targetScope = groups[train.EMAGroup].ForwardOnly().Root("")
+		targetScope = groups[train.EMAGroup].Cast(cfg.Precision).ForwardOnly().Root("")
+	}
+	low := func(x *Node) *Node { return castFloat(x, cfg.Precision) }
+	// A UNet pass takes its inputs in cfg.Precision and returns its output
+	// in the dtype the step computes the rest in.
+	forward := func(scope nn.Scope, cfg *unet.Config, in unet.Inputs) *Node {
+		dtype := in.Sample.DType()
+		in.Sample, in.Context, in.TimestepCond = low(in.Sample), low(in.Context), low(in.TimestepCond)
+		in.TextEmbeds = low(in.TextEmbeds) // time ids stay float32: the UNet embeds them in float32
+		return castFloat(unet.Forward(scope, cfg, in), dtype)
 	}
 	denoiser := func(scope nn.Scope, emb *Node) Denoiser {
 		return Denoiser{Prediction: cfg.PredictionType, Net: func(z, t *Node) *Node {
-			return unet.Forward(scope, cfg.Student, unet.Inputs{
+			return forward(scope, cfg.Student, unet.Inputs{
 				Sample: z, Timesteps: t, Context: prompt, TimestepCond: emb, TextEmbeds: textEmbeds, TimeIDs: timeIDs})
 		}}
 	}
@@ -293,7 +320,7 @@ func (d *Distiller) loss(groups map[string]*nn.Params, in map[string]*Node) (*No
 	if textEmbeds != nil {
 		tin.TextEmbeds, tin.TimeIDs = cat(textEmbeds, uncondText), cat(timeIDs, timeIDs)
 	}
-	teacherOut := StopGradient(unet.Forward(teacherP.ForwardOnly().Root(""), cfg.Teacher, tin))
+	teacherOut := StopGradient(forward(teacherP.ForwardOnly().Root(""), cfg.Teacher, tin))
 	condOut := Slice(teacherOut, AxisRange(0, B))
 	uncondOut := Slice(teacherOut, AxisRange(B, 2*B))
 	x0c, epsC := GraphX0AndEps(condOut, z, aS, sS, cfg.PredictionType)
@@ -318,4 +345,13 @@ func (d *Distiller) loss(groups map[string]*nn.Params, in map[string]*Node) (*No
 		"pred_x0": predX0, "pred_noise": predEps, "x_prev": xPrev,
 		"target_noise_pred": targetOut, "target": target,
 	}
+}
+
+// castFloat converts a float node to dtype; nil nodes, other dtypes and the
+// zero dtype pass.
+func castFloat(x *Node, dtype dtypes.DType) *Node {
+	if x == nil || dtype == dtypes.InvalidDType || !x.DType().IsFloat() || x.DType() == dtype {
+		return x
+	}
+	return ConvertDType(x, dtype)
 }

@@ -28,6 +28,7 @@ const (
 	LossOutput          = "loss"
 	GradNormOutput      = "grad_norm"      // before clipping (optimizer steps only)
 	WeightsFiniteOutput = "weights_finite" // every updated trained and EMA weight is finite (optimizer steps only)
+	GradsFiniteOutput   = "grads_finite"   // loss scaling: every unscaled gradient is finite, so the step was applied
 	GradPrefix          = "grad."          // Task.Gradients: the clipped gradients, grad.<weight name>
 )
 
@@ -38,6 +39,33 @@ const (
 	stepSizeInput = "adamw.step_size"     // lr / (1 - β1^t)
 	bc2SqrtInput  = "adamw.bc2_sqrt"      // sqrt(1 - β2^t)
 	emaDecayInput = "ema.one_minus_decay" // 1 - μ_n (AdamW.EMADecayAt)
+	scaleInput    = "loss_scale"          // LossScaling: the loss is multiplied by it before the gradient
+)
+
+// LossScaling is dynamic loss scaling for float16 training, as torch's
+// GradScaler does it: the loss is multiplied by Scale before the gradient
+// so that small gradients survive float16's range, and the gradients are
+// divided by it again (in float32) before clipping and AdamW. A step whose
+// unscaled gradients are not all finite is skipped inside the compiled
+// graph (weights, moments and EMA keep their old values) and halves the
+// scale; GrowthInterval good steps in a row double it.
+type LossScaling struct {
+	InitScale      float64 // GradScaler's init_scale: 65536
+	GrowthInterval int     // GradScaler's growth_interval: 2000
+}
+
+// ScalerState is where loss scaling stands, which a checkpoint keeps.
+type ScalerState struct {
+	Scale     float64 `json:"scale"`      // the scale the next step multiplies its loss by
+	GoodSteps int     `json:"good_steps"` // finite steps since the scale last changed
+	Skipped   int     `json:"skipped"`    // steps skipped for non-finite gradients, in all
+}
+
+// GradScaler's factors: the scale halves on an overflow, doubles after
+// GrowthInterval good steps.
+const (
+	scaleBackoff = 0.5
+	scaleGrowth  = 2.0
 )
 
 // AdamW holds the optimizer's hyperparameters (torch.optim.AdamW's names),
@@ -74,6 +102,9 @@ type Task struct {
 	Optimizer AdamW
 	NN        nn.Options
 	Gradients bool // return the clipped gradients (GradPrefix) on optimizer steps
+	// LossScaling, when set, scales the loss dynamically (float16 mixed
+	// precision); nil trains unscaled.
+	LossScaling *LossScaling
 }
 
 // Trainer holds the trained weights, the optimizer state and the compiled
@@ -84,7 +115,11 @@ type Trainer struct {
 	AdamM   *nn.Weights // AdamW first moments, named like Trained
 	AdamV   *nn.Weights // AdamW second moments
 	GradAcc *nn.Weights // the micro-batch gradients summed so far (accumulation only)
-	Steps   int         // optimizer steps taken
+	// Steps counts optimizer steps, skipped ones included (the loop's
+	// global step, as the reference scripts count it).
+	Steps int
+	// Scaler is the loss scale's state (Task.LossScaling; zero without).
+	Scaler ScalerState
 
 	task        Task
 	micro       int      // micro-batches accumulated towards the next step
@@ -109,6 +144,12 @@ func New(b compute.Backend, task Task) (*Trainer, error) {
 		}
 	}
 	t := &Trainer{Trained: task.Trained, task: task, weightNames: task.Trained.Names()}
+	if ls := task.LossScaling; ls != nil {
+		if !(ls.InitScale > 0) || ls.GrowthInterval < 1 {
+			return nil, fmt.Errorf("train: loss scaling needs a positive initial scale and growth interval, got %g and %d", ls.InitScale, ls.GrowthInterval)
+		}
+		t.Scaler.Scale = ls.InitScale
+	}
 	var err error
 	if task.EMA {
 		if t.EMA, err = task.Trained.Clone(); err != nil {
@@ -151,6 +192,9 @@ type Result struct {
 	Loss          float32
 	GradNorm      float32 // global gradient norm before clipping (optimizer steps)
 	WeightsFinite bool    // every updated trained and EMA weight is finite (optimizer steps)
+	// Skipped: loss scaling found non-finite gradients, so this optimizer
+	// step changed nothing but the scale.
+	Skipped bool
 	// Outputs are the task's named outputs, and with Task.Gradients the
 	// clipped gradients on optimizer steps.
 	Outputs map[string]*tensors.Tensor
@@ -164,19 +208,29 @@ func (t *Trainer) Step(inputs map[string]*tensors.Tensor, lr float64) (*Result, 
 	final := G <= 1 || t.micro+1 == G
 	prog := t.programs.step
 	in := inputs
+	if t.scaling() {
+		in = make(map[string]*tensors.Tensor, len(inputs)+1)
+		for k, v := range inputs {
+			in[k] = v
+		}
+		in[scaleInput] = tensors.FromValue(float32(t.Scaler.Scale))
+	}
 	switch {
 	case !final && t.micro == 0:
 		prog = t.programs.first
 	case !final:
 		prog = t.programs.more
 	default:
-		in = make(map[string]*tensors.Tensor, len(inputs)+3)
-		for k, v := range inputs {
-			in[k] = v
+		if !t.scaling() {
+			in = make(map[string]*tensors.Tensor, len(inputs)+3)
+			for k, v := range inputs {
+				in[k] = v
+			}
 		}
 		// AdamW with PyTorch's arithmetic: the bias corrections are Python
-		// floats (float64), applied as float32 scalars.
-		o, step := t.task.Optimizer, float64(t.Steps+1)
+		// floats (float64), applied as float32 scalars. A skipped step is
+		// no AdamW step: torch's optimizer.step never ran for it.
+		o, step := t.task.Optimizer, float64(t.OptimizerSteps()+1)
 		scalar := func(x float64) *tensors.Tensor { return tensors.FromValue(float32(x)) }
 		in[decayInput] = scalar(1 - lr*o.WeightDecay)
 		in[stepSizeInput] = scalar(lr / (1 - math.Pow(o.Beta1, step)))
@@ -191,7 +245,7 @@ func (t *Trainer) Step(inputs map[string]*tensors.Tensor, lr float64) (*Result, 
 	}
 	res := &Result{Applied: final, Loss: tensors.ToScalar[float32](outs[LossOutput]), Outputs: map[string]*tensors.Tensor{}}
 	for name, v := range outs {
-		if !strings.Contains(name, "/") && name != LossOutput && name != GradNormOutput && name != WeightsFiniteOutput {
+		if !strings.Contains(name, "/") && name != LossOutput && name != GradNormOutput && name != WeightsFiniteOutput && name != GradsFiniteOutput {
 			res.Outputs[name] = v
 		}
 	}
@@ -207,8 +261,38 @@ func (t *Trainer) Step(inputs map[string]*tensors.Tensor, lr float64) (*Result, 
 	}
 	t.micro = 0
 	t.Steps++
+	if t.scaling() {
+		res.Skipped = !tensors.ToScalar[bool](outs[GradsFiniteOutput])
+		t.updateScale(res.Skipped)
+	}
 	return res, nil
 }
+
+// scaling reports whether the loss is scaled (Task.LossScaling).
+func (t *Trainer) scaling() bool { return t.task.LossScaling != nil }
+
+// updateScale is GradScaler.update after a step: back off on an overflow,
+// grow after GrowthInterval good steps.
+func (t *Trainer) updateScale(skipped bool) {
+	sc := &t.Scaler
+	if skipped {
+		sc.Scale *= scaleBackoff
+		sc.GoodSteps = 0
+		sc.Skipped++
+		return
+	}
+	if sc.GoodSteps++; sc.GoodSteps == t.task.LossScaling.GrowthInterval {
+		sc.Scale *= scaleGrowth
+		sc.GoodSteps = 0
+	}
+}
+
+// OptimizerSteps is how many AdamW steps were applied: Steps less those
+// loss scaling skipped. The bias corrections count these, as torch's
+// AdamW counts its step() calls, and so does the learning-rate schedule
+// (accelerate does not step the scheduler when the optimizer step was
+// skipped).
+func (t *Trainer) OptimizerSteps() int { return t.Steps - t.Scaler.Skipped }
 
 // scheduledEMA reports whether the EMA decay changes per step
 // (AdamW.EMADecayAt).
@@ -239,6 +323,9 @@ func (t *Trainer) compile(b compute.Backend, final, acc bool) (*Program, error) 
 		groups = append(groups, Group{gradAccGroup, t.GradAcc})
 	}
 	inputs := slices.Clone(t.task.Inputs)
+	if t.scaling() {
+		inputs = append(inputs, scaleInput)
+	}
 	if final {
 		inputs = append(inputs, decayInput, stepSizeInput, bc2SqrtInput)
 		if t.scheduledEMA() {
@@ -281,13 +368,19 @@ func (t *Trainer) build(w map[string]*nn.Params, in map[string]*Node, final, acc
 	outs := map[string]*Node{LossOutput: loss}
 	for name, v := range extra {
 		if _, taken := outs[name]; taken || strings.HasPrefix(name, GradPrefix) || strings.Contains(name, "/") ||
-			name == GradNormOutput || name == WeightsFiniteOutput {
+			name == GradNormOutput || name == WeightsFiniteOutput || name == GradsFiniteOutput {
 			panic(fmt.Errorf("train: task output %q collides with the trainer's own", name))
 		}
 		outs[name] = v
 	}
 
-	grads := Gradient(loss, params...)
+	var grads []*Node
+	if t.scaling() {
+		// Backward from loss·scale; the micro-batch sums stay scaled.
+		grads = Gradient(Mul(loss, ConvertDType(in[scaleInput], loss.DType())), params...)
+	} else {
+		grads = Gradient(loss, params...)
+	}
 	if G := o.AccumulationSteps; G > 1 {
 		// accelerate divides each micro-batch's loss by G before backward.
 		for i, name := range names {
@@ -302,6 +395,18 @@ func (t *Trainer) build(w map[string]*nn.Params, in map[string]*Node, final, acc
 			}
 			return outs
 		}
+	}
+
+	// Loss scaling: unscale (the gradients of float32 master weights are
+	// float32) and check, as GradScaler.unscale_ does, before clipping.
+	var gradsFinite *Node
+	if t.scaling() {
+		gradsFinite = Const(loss.Graph(), true)
+		for i := range grads {
+			grads[i] = Div(grads[i], ConvertDType(in[scaleInput], grads[i].DType()))
+			gradsFinite = LogicalAnd(gradsFinite, LogicalAll(IsFinite(grads[i])))
+		}
+		outs[GradsFiniteOutput] = gradsFinite
 	}
 
 	// Global-norm clipping (torch.nn.utils.clip_grad_norm_).
@@ -335,6 +440,12 @@ func (t *Trainer) build(w map[string]*nn.Params, in map[string]*Node, final, acc
 		newV := Add(MulScalar(v.Param(name), o.Beta2), MulScalar(Square(g), 1-o.Beta2))
 		denom := AddScalar(Div(Sqrt(newV), bc2Sqrt), o.Eps)
 		newP := Sub(p, Mul(stepSize, Div(newM, denom)))
+		if gradsFinite != nil {
+			// A skipped step keeps every weight and moment as it was.
+			newP = Where(gradsFinite, newP, params[i])
+			newM = Where(gradsFinite, newM, m.Param(name))
+			newV = Where(gradsFinite, newV, v.Param(name))
+		}
 		outs[WeightOutput(TrainedGroup, name)] = newP
 		outs[WeightOutput(adamMGroup, name)] = newM
 		outs[WeightOutput(adamVGroup, name)] = newV
@@ -349,6 +460,9 @@ func (t *Trainer) build(w map[string]*nn.Params, in map[string]*Node, final, acc
 				ema = Sub(old, Mul(in[emaDecayInput], Sub(old, newP)))
 			} else {
 				ema = Add(MulScalar(old, o.EMADecay), MulScalar(newP, 1-o.EMADecay))
+			}
+			if gradsFinite != nil {
+				ema = Where(gradsFinite, ema, old)
 			}
 			outs[WeightOutput(EMAGroup, name)] = ema
 			finite = LogicalAnd(finite, LogicalAll(IsFinite(ema)))

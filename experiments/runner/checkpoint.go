@@ -11,6 +11,7 @@ import (
 	"github.com/golcm/golcm/datasets"
 	"github.com/golcm/golcm/experiments/spec"
 	"github.com/golcm/golcm/models/nn"
+	"github.com/golcm/golcm/train"
 )
 
 // checkpointsDir is where a run's checkpoints live, one folder each.
@@ -23,6 +24,17 @@ type State struct {
 	RNG  []byte            `json:"rng"`       // the run's random generator (PCG state)
 	Data datasets.Position `json:"data"`      // where the data stream stands
 	Loss float32           `json:"last_loss"` // loss of the last step, for humans
+	// Scaler is fp16's loss-scale state (absent without loss scaling).
+	Scaler *train.ScalerState `json:"loss_scale,omitempty"`
+}
+
+// scalerState is what a checkpoint keeps of t's loss scaling, nil if none.
+func scalerState(t *train.Trainer) *train.ScalerState {
+	if t.Scaler.Scale == 0 {
+		return nil
+	}
+	st := t.Scaler
+	return &st
 }
 
 func checkpointName(step int) string { return fmt.Sprintf("step-%08d", step) }

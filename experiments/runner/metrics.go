@@ -59,6 +59,9 @@ func (r *run) logMetrics(res *lcm.StepResult, lr float64, elapsed time.Duration,
 		"steps_per_s": float64(ran) / elapsed.Seconds(),
 		"elapsed_s":   elapsed.Seconds(),
 	}
+	if res.Skipped {
+		m["grad_norm"] = nil // fp16 loss scaling skipped the step: its gradients overflowed (JSON has no inf)
+	}
 	for k, v := range r.loader.Stats().Metrics() {
 		m[k] = v
 	}

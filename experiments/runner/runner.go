@@ -94,9 +94,10 @@ type run struct {
 	dataPos     datasets.Position
 	embedDim    int
 
-	samplers map[string]*sampling.Sampler
-	metrics  *os.File
-	result   Result
+	samplers  map[string]*sampling.Sampler
+	precision mixedPrecision // run.mixed_precision (precision.go)
+	metrics   *os.File
+	result    Result
 }
 
 // Run executes the experiment described by s.
@@ -168,9 +169,13 @@ func (r *run) start() error {
 		return err
 	}
 	state := State{}
+	r.precision.dtype = precision(s.Run.MixedPrecision)
 	r.restoring = len(resumeFrom) > 0
 	r.task = r.newTask()
 	if err := r.task.build(); err != nil {
+		return err
+	}
+	if err := r.applyPrecision(); err != nil {
 		return err
 	}
 	resumeDir := ""
@@ -274,6 +279,7 @@ func (r *run) buildStudent() error {
 		fmt.Fprintf(r.log, "LoRA: %d trainable parameters in %d modules\n", r.adapters.NumTrainable(), len(r.adapters.Modules))
 	}
 	cfg.Student = r.studentCfg
+	r.distillPrecision(&cfg)
 	r.distiller, err = lcm.NewDistiller(r.backend, cfg, teacher.Weights, student)
 	return err
 }
@@ -315,6 +321,9 @@ func (r *run) restore(dir string) (State, error) {
 		}
 	}
 	r.task.trainer().Steps = st.Step
+	if st.Scaler != nil {
+		r.task.trainer().Scaler = *st.Scaler
+	}
 	r.result.Steps = st.Step
 	return st, nil
 }
@@ -369,10 +378,10 @@ func (r *run) openData(pos datasets.Position) error {
 	if r.spec.Task == "vae" {
 		return nil // no text, and the VAE is the trained model (vae.go)
 	}
-	if r.cond, err = clip.NewConditioner(r.backend, r.nnOpts, r.pipe.TextEncoders...); err != nil {
+	if r.cond, err = clip.NewConditioner(r.backend, r.encoderOptions(), r.pipe.TextEncoders...); err != nil {
 		return err
 	}
-	r.vaeRunner = vae.NewRunner(r.backend, r.pipe.VAE, r.nnOpts)
+	r.vaeRunner = vae.NewRunner(r.backend, r.pipe.VAE, r.vaeOptions())
 	return nil
 }
 
@@ -488,7 +497,7 @@ func (r *run) tokenizeAndEncode(texts []string) (*clip.HostConditioning, error) 
 // learningRate is the learning rate of the next optimizer step.
 func (r *run) learningRate() (float64, error) {
 	o := r.spec.Optim
-	mult, err := LRMultiplier(o.Schedule, r.task.trainer().Steps, o.WarmupSteps, o.MaxTrainSteps)
+	mult, err := LRMultiplier(o.Schedule, r.task.trainer().OptimizerSteps(), o.WarmupSteps, o.MaxTrainSteps)
 	return o.LR * mult, err
 }
 
@@ -529,7 +538,8 @@ func (r *run) loop(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if math.IsNaN(float64(res.Loss)) || math.IsInf(float64(res.Loss), 0) {
+		// fp16's loss scaling skips a step whose forward overflowed too.
+		if !res.Skipped && (math.IsNaN(float64(res.Loss)) || math.IsInf(float64(res.Loss), 0)) {
 			return fmt.Errorf("loss is %v at step %d (lr %.3g, grad norm %v): stopping; the last good checkpoint is %s",
 				res.Loss, d.Steps, lr, res.GradNorm, lastCheckpointIn(s.Run.OutputDir))
 		}
@@ -602,7 +612,7 @@ func (r *run) checkpoint() (string, error) {
 	if n := len(r.result.Losses); n > 0 {
 		last = r.result.Losses[n-1]
 	}
-	path, err := saveCheckpoint(r.spec.Run.OutputDir, d.Steps, r.task.groups(), State{Step: d.Steps, RNG: rngState, Data: r.dataPos, Loss: last}, r.spec)
+	path, err := saveCheckpoint(r.spec.Run.OutputDir, d.Steps, r.task.groups(), State{Step: d.Steps, RNG: rngState, Data: r.dataPos, Loss: last, Scaler: scalerState(d)}, r.spec)
 	if err != nil {
 		return "", err
 	}

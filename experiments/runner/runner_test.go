@@ -230,22 +230,6 @@ func TestNonFiniteLossStops(t *testing.T) {
 	t.Log(err)
 }
 
-// TestUnsupportedSettingsAreErrors: settings the runner does not implement
-// are refused by name, never ignored.
-func TestUnsupportedSettingsAreErrors(t *testing.T) {
-	root := t.TempDir()
-	for key, mutate := range map[string]func(*spec.Spec){
-		"run.mixed_precision": func(s *spec.Spec) { s.Run.MixedPrecision = "bf16" },
-	} {
-		s := tinySpec(t, filepath.Join(root, "teacher"), filepath.Join(root, "x"))
-		mutate(&s)
-		_, err := Run(context.Background(), s, Options{Log: io.Discard, NoProgress: true})
-		if err == nil || !strings.Contains(err.Error(), key) {
-			t.Errorf("%s: err = %v, want an error naming the key", key, err)
-		}
-	}
-}
-
 // TestSDXLRunsOnFixtureTeacher distills the fixture's tiny SDXL pipeline
 // for two steps in each mode: the SDXL path (two text encoders, pooled
 // embeddings, time ids, zero unconditional embeddings) runs end to end.

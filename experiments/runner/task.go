@@ -75,7 +75,7 @@ func (t *lcdTask) next(ctx context.Context) (func() (*lcm.StepResult, error), fl
 	return func() (*lcm.StepResult, error) { return t.r.distiller.Step(batch) }, batch.LR, nil
 }
 
-func (t *lcdTask) metrics() map[string]any { return nil }
+func (t *lcdTask) metrics() map[string]any { return scalerMetrics(t.trainer(), t.r.precision.dtype) }
 func (t *lcdTask) validate(step int) error { return t.r.validateLCD(step) }
 func (t *lcdTask) validationGrid(step int) string {
 	return validationGrid(t.r.spec.Run.OutputDir, "student", step)

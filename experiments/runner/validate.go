@@ -68,7 +68,7 @@ func (r *run) sampler(name string, m *unet.Model) (*sampling.Sampler, error) {
 	if err := r.loadEncoders(); err != nil {
 		return nil, err
 	}
-	sm, err := sampling.NewSampler(r.backend, r.pipe, m, r.adapters, r.nnOpts)
+	sm, err := sampling.NewSampler(r.backend, r.pipe, m, r.adapters, r.samplerOptions())
 	if err != nil {
 		return nil, err
 	}

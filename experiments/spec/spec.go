@@ -312,10 +312,19 @@ type RunSpec struct {
 	// "xla:cuda", or "go:ops_sequential" for less peak memory on the pure-Go backend); "" uses
 	// $GOMLX_BACKEND, else XLA when a PJRT plugin is installed, else the pure-Go backend. Default "".
 	Backend string `toml:"backend"`
-	// MixedPrecision is the dtype of the frozen networks and activations; only "no" (float32) runs
-	// for now: fp16 and bf16 are refused by validation until the mixed-precision step exists.
-	// Trained weights stay float32. Default "no".
+	// MixedPrecision is the dtype the frozen networks (teacher UNet, VAE, text encoders, the LoRA
+	// base UNet) are stored and run in and the UNet passes compute in, as the reference scripts'
+	// --mixed_precision: "no" (float32), "bf16" or "fp16". Trained weights, AdamW state and the EMA
+	// target stay float32; products accumulate and norms, softmax and the loss run in float32. An
+	// SDXL VAE stays float32 unless model.vae names another VAE (the fp16-fix one). fp16 scales the
+	// loss dynamically (loss_scale_init, loss_scale_growth_interval). Default "no".
 	MixedPrecision string `toml:"mixed_precision"`
+	// LossScaleInit is fp16's initial loss scale (torch GradScaler's init_scale); a step whose
+	// gradients overflow is skipped and halves it. Default 65536.
+	LossScaleInit float64 `toml:"loss_scale_init"`
+	// LossScaleGrowthInterval doubles fp16's loss scale after this many steps in a row without an
+	// overflow (GradScaler's growth_interval). Default 2000.
+	LossScaleGrowthInterval int `toml:"loss_scale_growth_interval"`
 	// GradientCheckpointing recomputes the student's activations in the backward pass to save
 	// memory. Default false.
 	GradientCheckpointing bool `toml:"gradient_checkpointing"`
@@ -385,6 +394,8 @@ func Default() Spec {
 			ValidationGuidance:       7.5,
 			LogEvery:                 10,
 			MixedPrecision:           "no",
+			LossScaleInit:            65536,
+			LossScaleGrowthInterval:  2000,
 		},
 	}
 }

@@ -28,6 +28,10 @@ var taskKeys = map[string][]string{
 	"run.validation_seed":            {"lcd", "diffusion"},
 	"run.validation_width":           {"lcd", "diffusion"},
 	"run.validation_height":          {"lcd", "diffusion"},
+	// Mixed precision is the distillation step's: the diffusion and vae tasks train in float32.
+	"run.mixed_precision":            {"lcd"},
+	"run.loss_scale_init":            {"lcd"},
+	"run.loss_scale_growth_interval": {"lcd"},
 }
 
 // KeyOfTask reports whether task reads key; an experiment of that task may not set the others.

@@ -317,12 +317,9 @@ func (s Spec) check() *checker {
 	if name, _, _ := strings.Cut(r.Backend, ":"); r.Backend != "" && name != "go" && name != "xla" {
 		c.fail([]string{"run.backend"}, `%s must be "", "go" or "xla", optionally followed by ":config"`, c.kv("run.backend"))
 	}
-	// fp16 and bf16 wait for the mixed-precision step; refusing them here names the file and line.
-	if mp := r.MixedPrecision; mp == "fp16" || mp == "bf16" {
-		c.fail([]string{"run.mixed_precision"}, `%s is not implemented yet: only "no" (float32) runs`, c.kv("run.mixed_precision"))
-	} else {
-		c.oneOf("run.mixed_precision", "no")
-	}
+	c.oneOf("run.mixed_precision", "no", "bf16", "fp16")
+	c.positive("run.loss_scale_init")
+	c.intAtLeast("run.loss_scale_growth_interval", 1)
 
 	return c
 }

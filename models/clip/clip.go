@@ -60,7 +60,8 @@ func Forward(s nn.Scope, cfg *Config, ids *Node) Outputs {
 	pos := Slice(emb.In("position_embedding").Param("weight"), AxisRange(0, L))   // [L, D]
 	h := Add(tok, InsertAxes(pos, 0))
 
-	mask := causalMask(h.Graph(), h.DType(), L)
+	// The mask is added to float32 scores (selfAttention), whatever h's dtype.
+	mask := causalMask(h.Graph(), dtypes.Float32, L)
 	out := Outputs{HiddenStates: []*Node{h}}
 	for i := range cfg.NumHiddenLayers {
 		h = encoderLayer(tm.In("encoder", "layers", i), cfg, h, mask)
@@ -110,8 +111,16 @@ func selfAttention(s nn.Scope, cfg *Config, x, mask *Node) *Node {
 	k := nn.Linear(s.In("k_proj"), x)
 	v := nn.Linear(s.In("v_proj"), x)
 	q, k, v = Reshape(q, B, L, H, hd), Reshape(k, B, L, H, hd), Reshape(v, B, L, H, hd)
-	scores := Add(Einsum("bnhd,bmhd->bhnm", q, k), Reshape(mask, 1, 1, L, L))
-	probs := Softmax(scores, -1)
+	// Mixed precision: the masked softmax runs in float32 (as torch's
+	// autocast runs softmax), its probabilities multiply v in v's dtype.
+	scores := Einsum("bnhd,bmhd->bhnm", q, k)
+	if scores.DType() != dtypes.Float32 {
+		scores = ConvertDType(scores, dtypes.Float32)
+	}
+	probs := Softmax(Add(scores, Reshape(mask, 1, 1, L, L)), -1)
+	if probs.DType() != v.DType() {
+		probs = ConvertDType(probs, v.DType())
+	}
 	out := Reshape(Einsum("bhnm,bmhd->bnhd", probs, v), B, L, D)
 	return nn.Linear(s.In("out_proj"), out)
 }

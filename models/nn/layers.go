@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read as math
 )
@@ -170,7 +171,8 @@ func GroupNorm(s Scope, x *Node, groups int, eps float64) *Node {
 	if groups <= 0 || C%groups != 0 {
 		panic(fmt.Errorf("%s: %d channels do not split into %d groups", s.Path(), C, groups))
 	}
-	g := Reshape(x, B, groups, -1)
+	in := x.DType()
+	g := Reshape(upcast(x), B, groups, -1)
 	mean := ReduceAndKeep(g, ReduceMean, 2)
 	centered := Sub(g, mean)
 	variance := ReduceAndKeep(Square(centered), ReduceMean, 2)
@@ -181,18 +183,39 @@ func GroupNorm(s Scope, x *Node, groups int, eps float64) *Node {
 		affine[i] = 1
 	}
 	affine[1] = C
-	return Add(Mul(normed, Reshape(s.Param("weight"), affine...)), Reshape(s.Param("bias"), affine...))
+	w, b := upcast(s.Param("weight")), upcast(s.Param("bias"))
+	return downcast(Add(Mul(normed, Reshape(w, affine...)), Reshape(b, affine...)), in)
+}
+
+// upcast converts a half-precision x to float32, where mixed precision
+// keeps norms and softmax (torch's autocast runs group_norm, layer_norm
+// and softmax in float32: their sums of squares and exponentials overflow
+// or lose the mean in 8 or 11 bits of mantissa). Other dtypes pass.
+func upcast(x *Node) *Node {
+	if x.DType().IsHalfPrecision() {
+		return ConvertDType(x, dtypes.Float32)
+	}
+	return x
+}
+
+// downcast converts an upcast result back to the input's dtype.
+func downcast(x *Node, dtype dtypes.DType) *Node {
+	if x.DType() != dtype {
+		return ConvertDType(x, dtype)
+	}
+	return x
 }
 
 // LayerNorm is torch.nn.LayerNorm over the last axis with weight and bias.
 func LayerNorm(s Scope, x *Node, eps float64) *Node {
-	axis := x.Rank() - 1
+	axis, in := x.Rank()-1, x.DType()
+	x = upcast(x)
 	mean := ReduceAndKeep(x, ReduceMean, axis)
 	centered := Sub(x, mean)
 	variance := ReduceAndKeep(Square(centered), ReduceMean, axis)
 	normed := Div(centered, Sqrt(AddScalar(variance, eps))) // Rsqrt has no gradient in GoMLX v0.28.2
-	w, b := ExpandLeftToRank(s.Param("weight"), x.Rank()), ExpandLeftToRank(s.Param("bias"), x.Rank())
-	return Add(Mul(normed, w), b)
+	w, b := ExpandLeftToRank(upcast(s.Param("weight")), x.Rank()), ExpandLeftToRank(upcast(s.Param("bias")), x.Rank())
+	return downcast(Add(Mul(normed, w), b), in)
 }
 
 // SiLU is x·sigmoid(x).
@@ -261,12 +284,14 @@ func decomposedAttention(q, k, v *Node, B, N, M, heads, d int, forwardOnly bool)
 	kT := TransposeAllAxes(Reshape(k, B, M, heads, d), 0, 2, 3, 1)                                   // [B,h,d,M]
 	v = TransposeAllAxes(Reshape(v, B, M, heads, d), 0, 2, 1, 3)                                     // [B,h,M,d]
 	qg, kg, vg := Reshape(q, G, N, d), Reshape(kT, G, d, M), Reshape(v, G, M, d)
+	// The softmax runs in float32 under mixed precision (upcast), its
+	// probabilities multiply v in v's dtype.
 	var out *Node
 	if forwardOnly {
-		out = matMul(Softmax(matMul(qg, kg), -1), vg)
+		out = matMul(downcast(Softmax(upcast(matMul(qg, kg)), -1), vg.DType()), vg)
 	} else {
-		scores := batchedMatMul(qg, kg)                // [G,N,M]
-		out = probsMatMul(softmaxLastAxis(scores), vg) // [G,N,d]
+		scores := upcast(batchedMatMul(qg, kg))                              // [G,N,M]
+		out = probsMatMul(downcast(softmaxLastAxis(scores), vg.DType()), vg) // [G,N,d]
 	}
 	return Reshape(TransposeAllAxes(Reshape(out, B, heads, N, d), 0, 2, 1, 3), B, N, C)
 }

@@ -68,6 +68,10 @@ type Params struct {
 	adapters func(module string) Adapter
 	// forwardOnly: no gradient is taken through this view (ForwardOnly).
 	forwardOnly bool
+	// cast, when set, is the dtype Param converts float weights to (Cast);
+	// casts keeps one conversion per weight, shared by the views of a Cast.
+	cast  dtypes.DType
+	casts map[string]*Node
 }
 
 // NewParams binds nodes[i] to names[i].
@@ -96,6 +100,22 @@ func (p *Params) WithAdapters(lookup func(module string) Adapter) *Params {
 func (p *Params) ForwardOnly() *Params {
 	q := *p
 	q.forwardOnly = true
+	return &q
+}
+
+// Cast returns a view of the same parameters whose float weights read as
+// dtype: mixed precision runs a float32 master copy (the trained weights,
+// an EMA target) in a half-precision forward this way, as torch's autocast
+// runs float32 modules in bfloat16. The gradient of a weight read through
+// the view comes back in the weight's own dtype (ConvertDType's gradient).
+// Weights already stored in dtype are read as they are. The zero dtype
+// (or Float32 on float32 weights) is the identity.
+func (p *Params) Cast(dtype dtypes.DType) *Params {
+	if dtype == dtypes.InvalidDType || dtype == p.cast {
+		return p
+	}
+	q := *p
+	q.cast, q.casts = dtype, map[string]*Node{}
 	return &q
 }
 
@@ -173,7 +193,15 @@ func (s Scope) Param(name string) *Node {
 		panic(fmt.Errorf("missing weight %q", full))
 	}
 	s.p.used[full] = true
-	return n
+	if s.p.cast == dtypes.InvalidDType || !n.DType().IsFloat() || n.DType() == s.p.cast {
+		return n
+	}
+	if c, ok := s.p.casts[full]; ok {
+		return c
+	}
+	c := ConvertDType(n, s.p.cast)
+	s.p.casts[full] = c
+	return c
 }
 
 // Optional returns the node of a weight, or nil when it does not exist.

@@ -7,10 +7,13 @@ import (
 	"strings"
 
 	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/dtypes/bfloat16"
+	"github.com/gomlx/compute/dtypes/float16"
 	"github.com/gomlx/gomlx/core/tensors"
 )
 
-// Weights is a named set of float32 host tensors, keyed by state-dict name.
+// Weights is a named set of host tensors (float32, or a half precision after
+// Convert), keyed by state-dict name.
 type Weights struct {
 	tensors map[string]*tensors.Tensor
 }
@@ -99,6 +102,44 @@ func (w *Weights) Clone() (*Weights, error) {
 		out.SetFloat32(n, data, dims...)
 	}
 	return out, nil
+}
+
+// Convert stores every float32 tensor in dtype instead (Float32,
+// BFloat16 or Float16, rounding to nearest even), one tensor at a time, so
+// the float32 copies can be collected as it goes: mixed precision keeps
+// frozen networks this way, at half their float32 bytes. Tensors of other
+// dtypes are left as they are.
+func (w *Weights) Convert(dtype dtypes.DType) error {
+	if dtype != dtypes.Float32 && dtype != dtypes.BFloat16 && dtype != dtypes.Float16 {
+		return fmt.Errorf("convert weights: dtype %s is not float32, bfloat16 or float16", dtype)
+	}
+	for _, name := range w.Names() {
+		t := w.tensors[name]
+		if t.DType() != dtypes.Float32 || dtype == dtypes.Float32 {
+			continue
+		}
+		data, dims, err := TensorFloat32(t)
+		if err != nil {
+			return fmt.Errorf("convert weight %q: %w", name, err)
+		}
+		switch dtype {
+		case dtypes.BFloat16:
+			w.tensors[name] = tensors.FromFlatDataAndDimensions(bfloat16.FromFloat32s(data...), dims...)
+		case dtypes.Float16:
+			w.tensors[name] = tensors.FromFlatDataAndDimensions(float16.FromFloat32s(data...), dims...)
+		}
+		t.FinalizeAll()
+	}
+	return nil
+}
+
+// Bytes is the memory the tensors take, in bytes.
+func (w *Weights) Bytes() int64 {
+	var n int64
+	for _, t := range w.tensors {
+		n += int64(t.Memory())
+	}
+	return n
 }
 
 // TensorFloat32 copies a float32 tensor's flat values and dimensions.
