@@ -256,5 +256,8 @@ func (r *run) loadEncoders() error {
 		return nil
 	}
 	fmt.Fprintln(r.log, "validation: loading the VAE and the text encoders (training reads the cache)")
-	return r.pipe.LoadEncoders()
+	if err := r.pipe.LoadEncoders(); err != nil {
+		return err
+	}
+	return r.convertFrozen(r.encoderWeights())
 }

@@ -61,11 +61,30 @@ func (r *run) applyPrecision() error {
 	if mp.dtype == dtypes.InvalidDType {
 		return nil
 	}
-	frozen := []*nn.Weights{r.pipe.UNet.Weights, r.pipe.VAE.Weights}
-	for _, te := range r.pipe.TextEncoders {
-		frozen = append(frozen, te.Weights)
-	}
 	mp.vae32 = r.pipe.Kind() == pipeline.SDXL && r.spec.Model.VAE == ""
+	return r.convertFrozen(append([]*nn.Weights{r.pipe.UNet.Weights}, r.encoderWeights()...))
+}
+
+// encoderWeights are the VAE's and the text encoders' weights; none while
+// a run from a latent cache has not loaded them (loadEncoders).
+func (r *run) encoderWeights() []*nn.Weights {
+	if !r.pipe.EncodersLoaded() {
+		return nil
+	}
+	ws := []*nn.Weights{r.pipe.VAE.Weights}
+	for _, te := range r.pipe.TextEncoders {
+		ws = append(ws, te.Weights)
+	}
+	return ws
+}
+
+// convertFrozen stores frozen networks' weights in the run's precision (the
+// VAE stays float32 when vae32) and logs their bytes before and after.
+func (r *run) convertFrozen(frozen []*nn.Weights) error {
+	mp := &r.precision
+	if mp.dtype == dtypes.InvalidDType || len(frozen) == 0 {
+		return nil
+	}
 	var before, after int64
 	for _, w := range frozen {
 		before += w.Bytes()

@@ -255,3 +255,41 @@ func TestMixedPrecisionKeepsSDXLVAEFloat32(t *testing.T) {
 		t.Errorf("SDXL fp16: no validation grid: %v", err)
 	}
 }
+
+// TestMixedPrecisionFromCache: a bf16 run from a latent cache (no VAE or
+// text encoders in memory while it trains) converts the frozen networks it
+// has, loads the encoders for validation in the same precision, and writes
+// the grid; the log's frozen bytes are half the float32 ones.
+func TestMixedPrecisionFromCache(t *testing.T) {
+	root := t.TempDir()
+	images := filepath.Join(root, "images")
+	writeCaptionedImages(t, images)
+	teacher := fixturePipeline(t, "tiny-sd-teacher")
+	cache := filepath.Join(root, "cache")
+	buildCache(t, cacheSpec(t, teacher, images, filepath.Join(root, "build")), cache)
+	out := filepath.Join(root, "run")
+	s := cacheSpec(t, teacher, images, out)
+	s.Data.Cache, s.Run.MixedPrecision = cache, "bf16"
+	s.Optim.MaxTrainSteps, s.Run.ValidationEvery = 2, 2
+	s.Run.ValidationPrompts, s.Run.ValidationInferenceSteps = []string{"a shoe"}, []int{1}
+	var log strings.Builder
+	res, err := Run(context.Background(), s, Options{Log: &log, NoProgress: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range res.Losses {
+		if math.IsNaN(float64(l)) || math.IsInf(float64(l), 0) {
+			t.Fatalf("losses %v", res.Losses)
+		}
+	}
+	if _, err := os.Stat(validationGrid(out, "student", 2)); err != nil {
+		t.Errorf("no validation grid: %v", err)
+	}
+	low, full := frozenBytes(t, log.String())
+	if low != full/2 {
+		t.Errorf("frozen weights %g bytes, want half of %g", low, full)
+	}
+	if n := strings.Count(log.String(), "mixed precision bf16: frozen weights"); n != 2 {
+		t.Errorf("the log reports %d conversions, want 2 (the UNet at the start, the encoders at validation):\n%s", n, log.String())
+	}
+}
