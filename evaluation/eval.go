@@ -118,6 +118,15 @@ type Real struct {
 	// floor a generator matching the real distribution would reach with
 	// sets of half this size (absent with fewer than 4 images).
 	HalvesFrechet *float64 `json:"halves_frechet_distance,omitempty"`
+	// RowFloorFrechet is the distance from RowFloorImages real images
+	// (every k-th, k = Images / images per row) to the whole set: what a
+	// generator matching the real distribution would score with a row's
+	// number of images. The Fréchet distance of a small set is biased
+	// upward (its covariance is estimated from few samples), so this, not
+	// HalvesFrechet, is the floor the rows are measured against (absent
+	// when the rows are not smaller than the real set).
+	RowFloorFrechet *float64 `json:"row_floor_frechet_distance,omitempty"`
+	RowFloorImages  int      `json:"row_floor_images,omitempty"`
 }
 
 // rowSamples is what one row sampled.
@@ -148,7 +157,7 @@ func Evaluate(ctx context.Context, p Plan, o Options) (*Report, error) {
 
 	var realGauss *metrics.Gaussian
 	if p.Classifier != nil && p.Real != nil {
-		real, g, err := measureReal(p)
+		real, g, err := measureReal(p, n)
 		if err != nil {
 			return nil, err
 		}
@@ -416,8 +425,9 @@ func classifierInput(c *classifier.Config, images []*image.RGBA) ([]float32, err
 }
 
 // measureReal runs the classifier on the real set: its accuracy, the
-// Gaussian of its features, and the distance between its halves.
-func measureReal(p Plan) (*Real, *metrics.Gaussian, error) {
+// Gaussian of its features, the distance between its halves, and the floor
+// for rows of n images.
+func measureReal(p Plan, n int) (*Real, *metrics.Gaussian, error) {
 	cfg := p.Classifier.Config()
 	if p.Real.Channels != cfg.InChannels || p.Real.Size != cfg.ImageSize {
 		return nil, nil, fmt.Errorf("eval: real images are %d×%d×%d, the classifier takes %d×%d×%d",
@@ -442,6 +452,22 @@ func measureReal(p Plan) (*Real, *metrics.Gaussian, error) {
 			return nil, nil, err
 		}
 		real.HalvesFrechet = &fd
+	}
+	if total := p.Real.Len(); n >= 2 && n < total {
+		d, stride := cfg.FeatureDim, total/n
+		subset := make([]float32, 0, n*d)
+		for k := range n {
+			subset = append(subset, out.Features[k*stride*d:(k*stride+1)*d]...)
+		}
+		sg, err := metrics.FitGaussian(subset, d)
+		if err != nil {
+			return nil, nil, fmt.Errorf("eval: real set, %d-image floor: %w", n, err)
+		}
+		fd, err := sg.Frechet(g)
+		if err != nil {
+			return nil, nil, err
+		}
+		real.RowFloorFrechet, real.RowFloorImages = &fd, n
 	}
 	return real, &g, nil
 }

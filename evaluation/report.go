@@ -61,6 +61,10 @@ func WriteTable(w io.Writer, rep *Report) error {
 	if rep.Real != nil {
 		notes = append(notes, fmt.Sprintf("real set: %d images, classifier accuracy %.1f%%, Fréchet distance between its halves %s",
 			rep.Real.Images, 100*rep.Real.Accuracy, optional(rep.Real.HalvesFrechet, "%.3f", "-")))
+		if rep.Real.RowFloorFrechet != nil {
+			notes = append(notes, fmt.Sprintf("the floor for rows of %d images: %d real images (every %d-th) are %.3f from the whole set",
+				rep.Real.RowFloorImages, rep.Real.RowFloorImages, rep.Real.Images/rep.Real.RowFloorImages, *rep.Real.RowFloorFrechet))
+		}
 	}
 	_, err := fmt.Fprintln(w, strings.Join(notes, "\n"))
 	return err

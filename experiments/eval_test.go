@@ -15,6 +15,7 @@ import (
 	"github.com/golcm/golcm/evaluation"
 	"github.com/golcm/golcm/experiments/runner"
 	"github.com/golcm/golcm/experiments/spec"
+	"github.com/golcm/golcm/metrics"
 	"github.com/golcm/golcm/models/classifier"
 	"github.com/golcm/golcm/models/nn"
 	"github.com/golcm/golcm/models/pipeline"
@@ -165,6 +166,43 @@ func TestEvalComparesStudentsWithTeacher(t *testing.T) {
 	}
 	if rep.Real == nil || rep.Real.Images != 12 || rep.Real.HalvesFrechet == nil || rep.Images != n {
 		t.Errorf("report: real set %+v, %d images per row; want 12 real images and %d per row", rep.Real, rep.Images, n)
+	}
+	// The floor for rows of n images: every 12/n-th real image's features
+	// against all 12, recomputed here from the classifier's own output.
+	if rep.Real != nil {
+		m, err := classifier.Load(clfDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _, err := backend.Default("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := classifier.NewRunner(b, m, nn.Options{}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		real, err := classifier.ReadIDX(realImages, filepath.Join(root, "real-labels-idx1-ubyte"), 64, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		feats, err := r.Predict(real.Images)
+		r.Finalize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := clfCfg.FeatureDim
+		var subset []float32
+		for k := 0; k < 12; k += 12 / n {
+			subset = append(subset, feats.Features[k*d:(k+1)*d]...)
+		}
+		want, err := metrics.FrechetDistance(subset, feats.Features, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := rep.Real.RowFloorFrechet; got == nil || rep.Real.RowFloorImages != n || math.Abs(*got-want) > 1e-9*math.Max(1, want) {
+			t.Errorf("row floor %v over %d images, recomputed %v over %d", optionalValue(got), rep.Real.RowFloorImages, want, n)
+		}
 	}
 
 	// Sample 3 sits in the second batch, padded by wrapping to samples 0
