@@ -14,6 +14,7 @@ var taskSections = map[string][]string{
 	"lora":      {"lcd"},
 	"diffusion": {"diffusion"},
 	"vae":       {"vae"},
+	"eval":      {"lcd"},
 }
 
 // taskKeys are the keys of shared sections only some tasks read: the validation grids of the vae
@@ -27,6 +28,7 @@ var taskKeys = map[string][]string{
 	"run.validation_seed":            {"lcd", "diffusion"},
 	"run.validation_width":           {"lcd", "diffusion"},
 	"run.validation_height":          {"lcd", "diffusion"},
+	"run.eval_every":                 {"lcd"},
 }
 
 // KeyOfTask reports whether task reads key; an experiment of that task may not set the others.
