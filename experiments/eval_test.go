@@ -63,6 +63,25 @@ func writeIDXPair(t *testing.T, images, labels string, n int) {
 	}
 }
 
+// randomClassifierAndRealSet saves a random two-class classifier of 64×64
+// gray images into root/clf and writes 12 random real images with labels:
+// the classifier folder and the images' IDX file.
+func randomClassifierAndRealSet(t *testing.T, root string) (clfDir, realImages string) {
+	t.Helper()
+	clf, err := classifier.New(&classifier.Config{InChannels: 1, ImageSize: 64, Channels: []int{4, 8}, FeatureDim: 6,
+		Labels: []string{"circle", "square"}}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clfDir = filepath.Join(root, "clf")
+	if err := clf.Save(clfDir); err != nil {
+		t.Fatal(err)
+	}
+	realImages = filepath.Join(root, "real-images-idx3-ubyte")
+	writeIDXPair(t, realImages, filepath.Join(root, "real-labels-idx1-ubyte"), 12)
+	return clfDir, realImages
+}
+
 // meanDistance is the mean over n samples of f on each sample's slice,
 // computed here independently of package metrics.
 func meanDistance(a, b []float32, n int, f func(mse float64) float64) float64 {
@@ -94,17 +113,7 @@ func TestEvalComparesStudentsWithTeacher(t *testing.T) {
 	}
 	distillTiny(t, teacher, student, "full")
 	distillTiny(t, teacher, loraDir, "lora")
-	clfCfg := &classifier.Config{InChannels: 1, ImageSize: 64, Channels: []int{4, 8}, FeatureDim: 6, Labels: []string{"circle", "square"}}
-	clf, err := classifier.New(clfCfg, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	clfDir := filepath.Join(root, "clf")
-	if err := clf.Save(clfDir); err != nil {
-		t.Fatal(err)
-	}
-	realImages := filepath.Join(root, "real-images-idx3-ubyte")
-	writeIDXPair(t, realImages, filepath.Join(root, "real-labels-idx1-ubyte"), 12)
+	clfDir, realImages := randomClassifierAndRealSet(t, root)
 
 	// Settings from an [eval] section, and flags (-samples overrides the
 	// file's samples_per_prompt). The teacher's 8 steps are the reference
@@ -116,7 +125,7 @@ func TestEvalComparesStudentsWithTeacher(t *testing.T) {
 	if err := os.WriteFile(file, []byte(toml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	err = runEval([]string{"-f", file, "-teacher", teacher, "-student", student, "-lora", filepath.Join(loraDir, "pytorch_lora_weights.safetensors"),
+	err := runEval([]string{"-f", file, "-teacher", teacher, "-student", student, "-lora", filepath.Join(loraDir, "pytorch_lora_weights.safetensors"),
 		"-lora-guidance", "1.5", "-samples", "2", "-classifier", clfDir, "-real-images", realImages, "-out", out})
 	if err != nil {
 		t.Fatal(err)
@@ -244,17 +253,7 @@ func TestEvalEveryLogsTheEvalCommandsMetrics(t *testing.T) {
 	if err := runInitModel([]string{"-out", teacher, "-seed", "3"}); err != nil {
 		t.Fatal(err)
 	}
-	clf, err := classifier.New(&classifier.Config{InChannels: 1, ImageSize: 64, Channels: []int{4, 8}, FeatureDim: 6,
-		Labels: []string{"circle", "square"}}, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	clfDir := filepath.Join(root, "clf")
-	if err := clf.Save(clfDir); err != nil {
-		t.Fatal(err)
-	}
-	realImages := filepath.Join(root, "real-images-idx3-ubyte")
-	writeIDXPair(t, realImages, filepath.Join(root, "real-labels-idx1-ubyte"), 12)
+	clfDir, realImages := randomClassifierAndRealSet(t, root)
 	s, err := spec.Load("", []string{
 		"model.path=" + teacher, "data.generate=4", "data.resolution=64", "data.batch_size=2", "data.workers=1",
 		"optim.max_train_steps=3", "optim.lr=1e-3", "run.output_dir=" + out, "run.checkpoint_every=0",
