@@ -113,8 +113,8 @@ func sameDir(a, b string) bool {
 // takeRunFolder makes the output folder this run's, once the run has
 // loaded (resumeDir is the checkpoint restored, "" for none): unless it
 // continues the folder's own run, run.overwrite deletes the previous run's
-// checkpoints, exports, metrics, validation grids and evaluations; then it writes this
-// run's config.toml.
+// checkpoints, exports, metrics, validation grids and evaluations; then it
+// writes this run's config.toml.
 func (r *run) takeRunFolder(resumeDir string) error {
 	out := r.spec.Run.OutputDir
 	continuing := resumeDir != "" && sameDir(filepath.Dir(filepath.Dir(resumeDir)), out)
