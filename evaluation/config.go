@@ -152,9 +152,9 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// prompts resolves the prompt list: Prompts, PromptsFile, or one caption
+// ResolvePrompts is the prompt list: Prompts, PromptsFile, or one caption
 // per class label when labels are given.
-func (c *Config) prompts(labels []string) ([]string, error) {
+func (c *Config) ResolvePrompts(labels []string) ([]string, error) {
 	if len(c.Prompts) > 0 {
 		return c.Prompts, nil
 	}

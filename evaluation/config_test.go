@@ -20,7 +20,7 @@ import (
 func TestPromptsNameTheirClass(t *testing.T) {
 	labels := []string{"t-shirt/top", "trouser", "shirt", "ankle boot"}
 	cfg := DefaultConfig()
-	prompts, err := cfg.prompts(labels)
+	prompts, err := cfg.ResolvePrompts(labels)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 	if cfg.ReferenceSteps != 25 || cfg.TeacherGuidance != 7.5 || cfg.Validate() != nil {
 		t.Errorf("read %+v: want reference_steps 25 over the defaults, valid", cfg)
 	}
-	if got, err := cfg.prompts(nil); err != nil || !slices.Equal(got, []string{"a cat", "a dog"}) {
+	if got, err := cfg.ResolvePrompts(nil); err != nil || !slices.Equal(got, []string{"a cat", "a dog"}) {
 		t.Errorf("prompts file: %q, %v", got, err)
 	}
 	for key, mutate := range map[string]func(*Config){

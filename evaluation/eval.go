@@ -27,6 +27,9 @@ type Candidate struct {
 	Scheduler string // "ddim" or "lcm" (sampling.SampleRequest.Scheduler)
 	Guidance  float64
 	Steps     []int
+	// OriginalSteps is the LCM scheduler's original_inference_steps, the
+	// distillation's DDIM grid (0: the pipeline's scheduler config's).
+	OriginalSteps int
 }
 
 // Plan is one evaluation with its models built.
@@ -291,7 +294,7 @@ func sampleBatch(p Plan, c Candidate, steps, b int) (*sampling.SampleResult, err
 	}
 	res, err := c.Sampler.Sample(sampling.SampleRequest{
 		Prompts: prompts, Steps: steps, Guidance: c.Guidance, Seed: p.Seed + uint64(b),
-		Width: p.Width, Height: p.Height, InitNoise: noise, Scheduler: c.Scheduler,
+		Width: p.Width, Height: p.Height, InitNoise: noise, Scheduler: c.Scheduler, OriginalSteps: c.OriginalSteps,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("eval: %s %s %d steps: %w", c.Model, c.Scheduler, steps, err)

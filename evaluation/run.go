@@ -56,20 +56,9 @@ func Run(ctx context.Context, cfg Config, o RunOptions) (*Report, error) {
 		SamplesPerPrompt: cfg.SamplesPerPrompt, Seed: cfg.Seed, BatchSize: cfg.BatchSize,
 		Width: cfg.Width, Height: cfg.Height, OutputDir: cfg.OutputDir, Settings: cfg, Machine: o.Machine,
 	}
-	if plan.Width == 0 || plan.Height == 0 {
-		h, w, err := teacher.DefaultSize()
-		if err != nil {
-			return nil, err
-		}
-		if plan.Width == 0 {
-			plan.Width = w
-		}
-		if plan.Height == 0 {
-			plan.Height = h
-		}
+	if err := plan.SetSize(teacher); err != nil {
+		return nil, err
 	}
-	f := teacher.VAEScaleFactor()
-	plan.LatentShape = [3]int{teacher.UNet.Config.InChannels, plan.Height / f, plan.Width / f}
 	if len(cfg.TeacherSteps) > 0 {
 		plan.Candidates = append(plan.Candidates, Candidate{Model: "teacher", Sampler: ts, Scheduler: "ddim", Guidance: cfg.TeacherGuidance, Steps: cfg.TeacherSteps})
 	}
@@ -104,28 +93,12 @@ func Run(ctx context.Context, cfg Config, o RunOptions) (*Report, error) {
 		}
 		plan.Candidates = append(plan.Candidates, Candidate{Model: "lcm-lora", Sampler: s, Scheduler: "lcm", Guidance: cfg.LoRAGuidance, Steps: cfg.StudentSteps})
 	}
-	if cfg.Classifier != "" {
-		m, err := classifier.Load(cfg.Classifier)
-		if err != nil {
-			return nil, fmt.Errorf("eval.classifier: %w", err)
-		}
-		r, err := classifier.NewRunner(o.Backend, m, o.NN, 0)
-		if err != nil {
-			return nil, err
-		}
-		finalize = append(finalize, r.Finalize)
-		plan.Classifier, plan.Labels = r, m.Config.Labels
-		if cfg.RealImages != "" {
-			labels := cfg.RealLabels
-			if labels == "" {
-				labels = classifier.LabelsBeside(cfg.RealImages)
-			}
-			if plan.Real, err = classifier.ReadIDX(cfg.RealImages, labels, m.Config.ImageSize, cfg.RealLimit); err != nil {
-				return nil, fmt.Errorf("eval.real_images: %w", err)
-			}
-		}
+	free, err := plan.LoadClassifier(cfg, o.Backend, o.NN)
+	if err != nil {
+		return nil, err
 	}
-	if plan.Prompts, err = cfg.prompts(plan.Labels); err != nil {
+	finalize = append(finalize, free)
+	if plan.Prompts, err = cfg.ResolvePrompts(plan.Labels); err != nil {
 		return nil, err
 	}
 	rep, err := Evaluate(ctx, plan, o.Options)
@@ -136,4 +109,55 @@ func Run(ctx context.Context, cfg Config, o RunOptions) (*Report, error) {
 		return nil, err
 	}
 	return rep, nil
+}
+
+// LoadClassifier gives the plan cfg's classifier (eval.classifier: the
+// prompt accuracy) and real set (eval.real_images: the Fréchet distance);
+// without a classifier it does nothing. free releases the classifier's
+// compiled graphs.
+func (p *Plan) LoadClassifier(cfg Config, b compute.Backend, o nn.Options) (free func(), err error) {
+	free = func() {}
+	if cfg.Classifier == "" {
+		return free, nil
+	}
+	m, err := classifier.Load(cfg.Classifier)
+	if err != nil {
+		return free, fmt.Errorf("eval.classifier: %w", err)
+	}
+	r, err := classifier.NewRunner(b, m, o, 0)
+	if err != nil {
+		return free, err
+	}
+	p.Classifier, p.Labels = r, m.Config.Labels
+	if cfg.RealImages != "" {
+		labels := cfg.RealLabels
+		if labels == "" {
+			labels = classifier.LabelsBeside(cfg.RealImages)
+		}
+		if p.Real, err = classifier.ReadIDX(cfg.RealImages, labels, m.Config.ImageSize, cfg.RealLimit); err != nil {
+			r.Finalize()
+			return free, fmt.Errorf("eval.real_images: %w", err)
+		}
+	}
+	return r.Finalize, nil
+}
+
+// SetSize fills a zero Width or Height with the teacher's default size, and
+// LatentShape from the size.
+func (p *Plan) SetSize(teacher *pipeline.Pipeline) error {
+	if p.Width == 0 || p.Height == 0 {
+		h, w, err := teacher.DefaultSize()
+		if err != nil {
+			return err
+		}
+		if p.Width == 0 {
+			p.Width = w
+		}
+		if p.Height == 0 {
+			p.Height = h
+		}
+	}
+	f := teacher.VAEScaleFactor()
+	p.LatentShape = [3]int{teacher.UNet.Config.InChannels, p.Height / f, p.Width / f}
+	return nil
 }

@@ -3,12 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"image/png"
 	"io"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/golcm/golcm/backend"
@@ -60,6 +64,25 @@ func writeIDXPair(t *testing.T, images, labels string, n int) {
 	}
 }
 
+// randomClassifierAndRealSet saves a random two-class classifier of 64×64
+// gray images into root/clf and writes 12 random real images with labels:
+// the classifier folder and the images' IDX file.
+func randomClassifierAndRealSet(t *testing.T, root string) (clfDir, realImages string) {
+	t.Helper()
+	clf, err := classifier.New(&classifier.Config{InChannels: 1, ImageSize: 64, Channels: []int{4, 8}, FeatureDim: 6,
+		Labels: []string{"circle", "square"}}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clfDir = filepath.Join(root, "clf")
+	if err := clf.Save(clfDir); err != nil {
+		t.Fatal(err)
+	}
+	realImages = filepath.Join(root, "real-images-idx3-ubyte")
+	writeIDXPair(t, realImages, filepath.Join(root, "real-labels-idx1-ubyte"), 12)
+	return clfDir, realImages
+}
+
 // meanDistance is the mean over n samples of f on each sample's slice,
 // computed here independently of package metrics.
 func meanDistance(a, b []float32, n int, f func(mse float64) float64) float64 {
@@ -91,17 +114,7 @@ func TestEvalComparesStudentsWithTeacher(t *testing.T) {
 	}
 	distillTiny(t, teacher, student, "full")
 	distillTiny(t, teacher, loraDir, "lora")
-	clfCfg := &classifier.Config{InChannels: 1, ImageSize: 64, Channels: []int{4, 8}, FeatureDim: 6, Labels: []string{"circle", "square"}}
-	clf, err := classifier.New(clfCfg, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	clfDir := filepath.Join(root, "clf")
-	if err := clf.Save(clfDir); err != nil {
-		t.Fatal(err)
-	}
-	realImages := filepath.Join(root, "real-images-idx3-ubyte")
-	writeIDXPair(t, realImages, filepath.Join(root, "real-labels-idx1-ubyte"), 12)
+	clfDir, realImages := randomClassifierAndRealSet(t, root)
 
 	// Settings from an [eval] section, and flags (-samples overrides the
 	// file's samples_per_prompt). The teacher's 8 steps are the reference
@@ -113,7 +126,7 @@ func TestEvalComparesStudentsWithTeacher(t *testing.T) {
 	if err := os.WriteFile(file, []byte(toml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	err = runEval([]string{"-f", file, "-teacher", teacher, "-student", student, "-lora", filepath.Join(loraDir, "pytorch_lora_weights.safetensors"),
+	err := runEval([]string{"-f", file, "-teacher", teacher, "-student", student, "-lora", filepath.Join(loraDir, "pytorch_lora_weights.safetensors"),
 		"-lora-guidance", "1.5", "-samples", "2", "-classifier", clfDir, "-real-images", realImages, "-out", out})
 	if err != nil {
 		t.Fatal(err)
@@ -191,7 +204,7 @@ func TestEvalComparesStudentsWithTeacher(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d := clfCfg.FeatureDim
+		d := m.Config.FeatureDim
 		var subset []float32
 		for k := 0; k < 12; k += 12 / n {
 			subset = append(subset, feats.Features[k*d:(k+1)*d]...)
@@ -265,4 +278,119 @@ func optionalValue(v *float64) any {
 		return nil
 	}
 	return *v
+}
+
+// TestEvalEveryLogsTheEvalCommandsMetrics distills the tiny teacher with
+// run.eval_every: metrics.jsonl gets an evaluation line at every second
+// step and after the last, whose latent RMSE equals a recomputation from
+// the samples it saved, and whose last values are what the eval command
+// measures on the exported LCM with the same settings.
+func TestEvalEveryLogsTheEvalCommandsMetrics(t *testing.T) {
+	root := t.TempDir()
+	teacher, out := filepath.Join(root, "teacher"), filepath.Join(root, "lcm")
+	if err := runInitModel([]string{"-out", teacher, "-seed", "3"}); err != nil {
+		t.Fatal(err)
+	}
+	clfDir, realImages := randomClassifierAndRealSet(t, root)
+	s, err := spec.Load("", []string{
+		"model.path=" + teacher, "data.generate=4", "data.resolution=64", "data.batch_size=2", "data.workers=1",
+		"optim.max_train_steps=3", "optim.lr=1e-3", "run.output_dir=" + out, "run.checkpoint_every=0",
+		"run.validation_every=0", "run.log_every=1", "run.seed=5", "run.eval_every=2",
+		"eval.reference_steps=8", "eval.student_steps=[1, 2]", "eval.student_guidance=3", "eval.samples_per_prompt=2",
+		`eval.prompts=["a red circle", "a blue square"]`, "eval.batch_size=3", "eval.seed=11",
+		"eval.classifier=" + clfDir, "eval.real_images=" + realImages,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := runner.Run(context.Background(), s, runner.Options{Log: io.Discard, NoProgress: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(out, runner.MetricsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rmse1 = "eval/student/lcm/1/latent_rmse"
+	logged := map[int]map[string]float64{} // the evaluation lines by step
+	for _, line := range bytes.Split(bytes.TrimSpace(data), []byte("\n")) {
+		var m map[string]float64
+		if err := json.Unmarshal(line, &m); err != nil {
+			t.Fatalf("metrics.jsonl line %s: %v", line, err)
+		}
+		if _, ok := m[rmse1]; ok {
+			logged[int(m["step"])] = m
+		}
+	}
+	if len(logged) != 2 || logged[2] == nil || logged[3] == nil {
+		t.Fatalf("evaluation lines at steps %v, want 2 and 3 (every 2, and the last)", slices.Sorted(maps.Keys(logged)))
+	}
+	if logged[2][rmse1] == logged[3][rmse1] {
+		t.Errorf("step 2 and step 3 log the same RMSE %v: the evaluation does not follow training", logged[2][rmse1])
+	}
+	if res.Metrics[rmse1] != logged[3][rmse1] {
+		t.Errorf("Result.Metrics[%s] = %v, logged %v", rmse1, res.Metrics[rmse1], logged[3][rmse1])
+	}
+
+	// The step-2 RMSE, recomputed from the samples that evaluation saved.
+	const n = 4
+	samples := func(step int, name string) []float32 {
+		w, err := nn.ReadWeights(filepath.Join(out, "eval", fmt.Sprintf("step-%08d", step), evaluation.SamplesDir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, dims, err := w.Float32("latents")
+		if err != nil || dims[0] != n {
+			t.Fatalf("%s: latents %v (%v), want %d samples", name, dims, err, n)
+		}
+		return x
+	}
+	ref := samples(2, "teacher-ddim-8.safetensors")
+	for _, steps := range []int{1, 2} {
+		want := meanDistance(ref, samples(2, fmt.Sprintf("student-lcm-%d.safetensors", steps)), n, math.Sqrt)
+		key := fmt.Sprintf("eval/student/lcm/%d/latent_rmse", steps)
+		if got := logged[2][key]; math.Abs(got-want) > 1e-9*math.Max(1, want) || !(want > 0) {
+			t.Errorf("step 2: %s = %v, recomputed from its samples %v", key, got, want)
+		}
+	}
+
+	// The eval command on the exported LCM, with the same settings, measures
+	// what the last evaluation logged.
+	evalOut := filepath.Join(root, "eval")
+	err = runEval([]string{"-teacher", teacher, "-student", out, "-teacher-steps", "", "-reference-steps", "8",
+		"-student-steps", "1,2", "-student-guidance", "3", "-samples", "2", "-prompt", "a red circle", "-prompt", "a blue square",
+		"-batch", "3", "-seed", "11", "-classifier", clfDir, "-real-images", realImages, "-out", evalOut})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := evaluation.ReadReport(filepath.Join(evalOut, evaluation.ReportFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	compared := 0
+	for _, row := range rep.Rows {
+		for measure, v := range map[string]*float64{"latent_rmse": &row.LatentRMSE, "pixel_psnr_db": row.PixelPSNR,
+			"frechet_distance": row.Frechet, "prompt_accuracy": row.PromptAccuracy} {
+			model := map[string]string{"lcm": "student", "teacher": "teacher"}[row.Model]
+			key := fmt.Sprintf("eval/%s/%s/%d/%s", model, row.Sampler, row.Steps, measure)
+			got, ok := logged[3][key]
+			if row.Reference && (measure == "latent_rmse" || measure == "pixel_psnr_db") {
+				if ok {
+					t.Errorf("%s logged (%v): the reference's distance to itself", key, got)
+				}
+				continue
+			}
+			if !ok || v == nil {
+				t.Errorf("%s: logged %v (%v), the eval command %v", key, got, ok, v)
+				continue
+			}
+			if math.Abs(got-*v) > 1e-5*math.Max(1, math.Abs(*v)) {
+				t.Errorf("%s: logged %v at the last step, the eval command on the export %v", key, got, *v)
+			}
+			compared++
+		}
+	}
+	if compared != 10 { // the reference's 2 measures and the student's 4 at 2 step counts
+		t.Errorf("compared %d logged values with the eval command's, want 10", compared)
+	}
 }

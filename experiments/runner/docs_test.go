@@ -12,7 +12,8 @@ import (
 
 // TestDocumentedPathsAreWritten: every output_dir/... path the spec's
 // comments name (<step> standing for a step number) exists after a run, and
-// checkpoint_every = 0 leaves exactly the final checkpoint, as documented.
+// checkpoint_every = 0 leaves exactly the final checkpoint, as documented
+// (with a small run.eval_every evaluation, for its folder).
 func TestDocumentedPathsAreWritten(t *testing.T) {
 	src, err := os.ReadFile(filepath.Join("..", "spec", "spec.go"))
 	if err != nil {
@@ -28,6 +29,8 @@ func TestDocumentedPathsAreWritten(t *testing.T) {
 	root := t.TempDir()
 	s := tinySpec(t, filepath.Join(root, "teacher"), filepath.Join(root, "run"))
 	s.Optim.MaxTrainSteps, s.Run.CheckpointEvery = 2, 0
+	// A small evaluation, for output_dir/eval/step-<step>/.
+	s.Run.EvalEvery, s.Eval.ReferenceSteps, s.Eval.StudentSteps, s.Eval.Prompts = 2, 2, []int{1}, []string{"a cat"}
 	if _, err := Run(context.Background(), s, Options{Log: io.Discard, NoProgress: true}); err != nil {
 		t.Fatal(err)
 	}

@@ -258,8 +258,9 @@ func TestMixedPrecisionKeepsSDXLVAEFloat32(t *testing.T) {
 
 // TestMixedPrecisionFromCache: a bf16 run from a latent cache (no VAE or
 // text encoders in memory while it trains) converts the frozen networks it
-// has, loads the encoders for validation in the same precision, and writes
-// the grid; the log's frozen bytes are half the float32 ones.
+// has, loads the encoders for validation and run.eval_every's evaluation in
+// the same precision, and writes the grid and the evaluation; the log's
+// frozen bytes are half the float32 ones.
 func TestMixedPrecisionFromCache(t *testing.T) {
 	root := t.TempDir()
 	images := filepath.Join(root, "images")
@@ -272,6 +273,7 @@ func TestMixedPrecisionFromCache(t *testing.T) {
 	s.Data.Cache, s.Run.MixedPrecision = cache, "bf16"
 	s.Optim.MaxTrainSteps, s.Run.ValidationEvery = 2, 2
 	s.Run.ValidationPrompts, s.Run.ValidationInferenceSteps = []string{"a shoe"}, []int{1}
+	s.Run.EvalEvery, s.Eval.ReferenceSteps, s.Eval.StudentSteps, s.Eval.Prompts = 2, 2, []int{1}, []string{"a cat"}
 	var log strings.Builder
 	res, err := Run(context.Background(), s, Options{Log: &log, NoProgress: true})
 	if err != nil {
@@ -284,6 +286,9 @@ func TestMixedPrecisionFromCache(t *testing.T) {
 	}
 	if _, err := os.Stat(validationGrid(out, "student", 2)); err != nil {
 		t.Errorf("no validation grid: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(evalDir(out, 2), "eval.json")); err != nil {
+		t.Errorf("no evaluation: %v", err)
 	}
 	low, full := frozenBytes(t, log.String())
 	if low != full/2 {

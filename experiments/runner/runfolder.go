@@ -113,13 +113,13 @@ func sameDir(a, b string) bool {
 // takeRunFolder makes the output folder this run's, once the run has
 // loaded (resumeDir is the checkpoint restored, "" for none): unless it
 // continues the folder's own run, run.overwrite deletes the previous run's
-// checkpoints, exports, metrics and validation grids; then it writes this
-// run's config.toml.
+// checkpoints, exports, metrics, validation grids and evaluations; then it
+// writes this run's config.toml.
 func (r *run) takeRunFolder(resumeDir string) error {
 	out := r.spec.Run.OutputDir
 	continuing := resumeDir != "" && sameDir(filepath.Dir(filepath.Dir(resumeDir)), out)
 	if !continuing && r.spec.Run.Overwrite {
-		names := append([]string{checkpointsDir, MetricsFile, "validation"}, exportArtifacts...)
+		names := append([]string{checkpointsDir, MetricsFile, "validation", "eval"}, exportArtifacts...)
 		entries, _ := os.ReadDir(out)
 		for _, e := range entries {
 			if loraArtifact(e.Name()) {
@@ -157,6 +157,7 @@ func (r *run) checkResumable(dir string, saved spec.Spec, from string) error {
 	var refused []string
 	for _, c := range spec.Changes(saved, r.spec) {
 		if slices.Contains(resumeFreeKeys, c.Key) || strings.HasPrefix(c.Key, "run.validation_") ||
+			c.Key == "run.eval_every" || strings.HasPrefix(c.Key, "eval.") ||
 			slices.Contains(r.spec.Run.AllowChanges, c.Key) {
 			continue
 		}

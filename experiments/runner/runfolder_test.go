@@ -210,6 +210,62 @@ func TestResumeRunsOwedValidation(t *testing.T) {
 	}
 }
 
+// TestResumeRunsOwedEvaluation: a run killed after checkpoint 2 but before
+// evaluation 2 gets that evaluation, its report and its metrics line, from
+// the resumed run, which evaluates its last step too.
+func TestResumeRunsOwedEvaluation(t *testing.T) {
+	root := t.TempDir()
+	out := filepath.Join(root, "e")
+	s := tinySpec(t, filepath.Join(root, "teacher"), out)
+	s.Optim.MaxTrainSteps = 3
+	s.Run.EvalEvery, s.Eval.ReferenceSteps, s.Eval.StudentSteps, s.Eval.Prompts = 2, 2, []int{1}, []string{"a cat"}
+	_, err := Run(context.Background(), s, Options{Log: io.Discard, NoProgress: true, StopAfter: 2})
+	if !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("killed run: %v", err)
+	}
+	// As if killed between checkpoint 2 and evaluation 2: no report, no line.
+	report := filepath.Join(evalDir(out, 2), "eval.json")
+	if err := os.Remove(report); err != nil {
+		t.Fatal(err)
+	}
+	metrics := filepath.Join(out, MetricsFile)
+	data, err := os.ReadFile(metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []string
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		if !strings.Contains(line, `"eval/`) {
+			kept = append(kept, line)
+		}
+	}
+	if len(kept) == len(strings.Split(strings.TrimSpace(string(data)), "\n")) {
+		t.Fatal("the killed run logged no evaluation line at step 2")
+	}
+	if err := os.WriteFile(metrics, []byte(strings.Join(kept, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.Run.Resume = "latest"
+	if _, err := Run(context.Background(), s, quiet()); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []int{2, 3} {
+		if _, err := os.Stat(filepath.Join(evalDir(out, step), "eval.json")); err != nil {
+			t.Errorf("step %d: no evaluation report: %v", step, err)
+		}
+	}
+	data, _ = os.ReadFile(metrics)
+	evalSteps := 0
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.Contains(line, `"eval/student/lcm/1/latent_rmse"`) {
+			evalSteps++
+		}
+	}
+	if evalSteps != 2 {
+		t.Errorf("metrics.jsonl has %d evaluation lines, want 2 (the owed step 2 and the last, 3):\n%s", evalSteps, data)
+	}
+}
+
 // TestCheckpointsKeep: run.checkpoints_keep = 2 with a checkpoint every step
 // leaves the newest two.
 func TestCheckpointsKeep(t *testing.T) {

@@ -96,6 +96,7 @@ type run struct {
 
 	samplers  map[string]*sampling.Sampler
 	precision mixedPrecision // run.mixed_precision (precision.go)
+	eval      *evaluator     // run.eval_every's, built at its first use
 	metrics   *os.File
 	result    Result
 }
@@ -126,10 +127,13 @@ func (r *run) close() {
 	if r.loader != nil {
 		r.loader.Close()
 	}
+	if r.eval != nil {
+		r.eval.close()
+	}
 }
 
 func (r *run) execute(ctx context.Context) (*Result, error) {
-	if err := r.start(); err != nil {
+	if err := r.start(ctx); err != nil {
 		return nil, err
 	}
 	if err := r.loop(ctx); err != nil {
@@ -144,8 +148,8 @@ func (r *run) execute(ctx context.Context) (*Result, error) {
 
 // start brings the run to its next step: backend, run folder, models and
 // compiled step, the checkpoint it resumes from, data, metrics, and a
-// validation the killed run owed.
-func (r *run) start() error {
+// validation and evaluation the killed run owed.
+func (r *run) start(ctx context.Context) error {
 	s := r.spec
 	out := s.Run.OutputDir
 	r.result.OutputDir = out
@@ -200,7 +204,10 @@ func (r *run) start() error {
 	if err := r.openMetrics(state.Step); err != nil {
 		return err
 	}
-	return r.owedValidation(state.Step)
+	if err := r.owedValidation(state.Step); err != nil {
+		return err
+	}
+	return r.owedEvaluation(ctx, state.Step)
 }
 
 // loraDropout reports whether the run trains LoRA adapters with dropout.
@@ -583,6 +590,14 @@ func (r *run) loop(ctx context.Context) error {
 				return err
 			}
 		}
+		if s.Run.EvalEvery > 0 && d.Steps%s.Run.EvalEvery == 0 {
+			if err := r.evaluate(ctx, d.Steps); err != nil {
+				if ctx.Err() != nil {
+					continue // the top of the loop checkpoints; the resumed run owes this evaluation
+				}
+				return err
+			}
+		}
 		if r.opts.StopAfter > 0 && ran >= r.opts.StopAfter {
 			return fmt.Errorf("%w: StopAfter=%d reached at step %d (no final checkpoint)", ErrInterrupted, ran, d.Steps)
 		}
@@ -597,7 +612,12 @@ func (r *run) loop(ctx context.Context) error {
 		}
 	}
 	if s.Run.ValidationEvery > 0 && d.Steps%s.Run.ValidationEvery != 0 {
-		return r.task.validate(d.Steps)
+		if err := r.task.validate(d.Steps); err != nil {
+			return err
+		}
+	}
+	if s.Run.EvalEvery > 0 && d.Steps%s.Run.EvalEvery != 0 {
+		return r.evaluate(ctx, d.Steps)
 	}
 	return nil
 }

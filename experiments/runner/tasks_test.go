@@ -56,7 +56,7 @@ func startRun(t *testing.T, s spec.Spec) *run {
 	t.Helper()
 	r := &run{spec: s, opts: quiet(), log: io.Discard}
 	t.Cleanup(r.close)
-	if err := r.start(); err != nil {
+	if err := r.start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	return r

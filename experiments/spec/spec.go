@@ -44,6 +44,7 @@ type Spec struct {
 	Data      DataSpec      `toml:"data"`
 	Optim     OptimSpec     `toml:"optim"`
 	Run       RunSpec       `toml:"run"`
+	Eval      EvalSpec      `toml:"eval"`
 }
 
 // DiffusionSpec is the teacher training of task = "diffusion" (diffusers' train_text_to_image.py):
@@ -270,8 +271,8 @@ type RunSpec struct {
 	// when there is none, as diffusers) or the path of a checkpoint folder. Default "".
 	Resume string `toml:"resume"`
 	// Overwrite lets a fresh run (resume = "") start in an output_dir that holds another run's
-	// checkpoints or exports: they, its metrics.jsonl and its validation grids are deleted once the
-	// new run has loaded its models. Without it such a run is refused. Default false.
+	// checkpoints or exports: they, its metrics.jsonl, validation grids and evaluations are deleted
+	// once the new run has loaded its models. Without it such a run is refused. Default false.
 	Overwrite bool `toml:"overwrite"`
 	// AllowChanges are keys whose value may differ from the checkpoint's when resuming, e.g.
 	// ["optim.lr"]. A resume compares the resolved experiment with the one saved in the checkpoint
@@ -306,6 +307,10 @@ type RunSpec struct {
 	// ValidationHeight is the sample height in pixels, a multiple of 8; 0 uses the teacher's native
 	// size. Default 0.
 	ValidationHeight int `toml:"validation_height"`
+	// EvalEvery runs the eval command's evaluation (the [eval] section) on the student every N
+	// optimizer steps and after the last one, and logs its metrics to metrics.jsonl; 0 turns it
+	// off. Task "lcd" only. Default 0.
+	EvalEvery int `toml:"eval_every"`
 	// LogEvery appends a line to output_dir/metrics.jsonl every N optimizer steps. Default 10.
 	LogEvery int `toml:"log_every"`
 	// Backend is the GoMLX backend configuration, "go" or "xla" with an optional ":config" (e.g.
@@ -328,6 +333,51 @@ type RunSpec struct {
 	// GradientCheckpointing recomputes the student's activations in the backward pass to save
 	// memory. Default false.
 	GradientCheckpointing bool `toml:"gradient_checkpointing"`
+}
+
+// EvalSpec is the evaluation run.eval_every runs during distillation: the eval command's
+// (evaluation.Config, the same key names) with the in-memory student as its only candidate, the
+// teacher (model.path) with DDIM and CFG as its reference, sampled on distill.num_ddim_timesteps's
+// grid. Its output goes to output_dir/eval/step-<step>/ (eval.json, grid.png, samples/), its
+// metrics to metrics.jsonl. Keep the sample counts small: it runs inside training.
+type EvalSpec struct {
+	// ReferenceSteps is the teacher's DDIM step count of the reference sample the student's are
+	// compared with, sample by sample (latent RMSE, pixel PSNR). Default 50.
+	ReferenceSteps int `toml:"reference_steps"`
+	// TeacherGuidance is the teacher's classifier-free guidance scale. Default 7.5 (the eval
+	// command's, StableDiffusionPipeline's).
+	TeacherGuidance float64 `toml:"teacher_guidance"`
+	// StudentSteps are the student's LCM step counts, each between 1 and num_ddim_timesteps.
+	// Default [4].
+	StudentSteps []int `toml:"student_steps"`
+	// StudentGuidance is the guidance of a full student (distill.mode = "full"), which embeds
+	// w = guidance - 1. Default 8.5 (the eval command's, LatentConsistencyModelPipeline's).
+	StudentGuidance float64 `toml:"student_guidance"`
+	// LoRAGuidance is the guidance of a LoRA student; above 1 it samples with classifier-free
+	// guidance. Default 1 (the eval command's).
+	LoRAGuidance float64 `toml:"lora_guidance"`
+	// Prompts are the prompts sampled; empty: one per class of the classifier, captioned as golcm's
+	// data convert captions an IDX data set ("a photo of a trouser"), or without a classifier
+	// run.validation_prompts. Default [].
+	Prompts []string `toml:"prompts"`
+	// SamplesPerPrompt is the number of samples of each prompt, each from its own initial noise,
+	// the same at every evaluation. Default 1.
+	SamplesPerPrompt int `toml:"samples_per_prompt"`
+	// Seed seeds the initial noise and the LCM steps' noise. Default 0.
+	Seed int64 `toml:"seed"`
+	// BatchSize is the number of images sampled per call. Default 8.
+	BatchSize int `toml:"batch_size"`
+	// Classifier is a models/classifier folder (the classifier command's output); with it the
+	// metrics include the prompt accuracy, and with real_images the Fréchet distance. Default "".
+	Classifier string `toml:"classifier"`
+	// RealImages is an IDX file of the real images the Fréchet distance is measured to (needs
+	// classifier). Default "".
+	RealImages string `toml:"real_images"`
+	// RealLabels is the IDX file of their labels; "" replaces images-idx3 by labels-idx1 in
+	// real_images. Default "".
+	RealLabels string `toml:"real_labels"`
+	// RealLimit > 0 uses only the first RealLimit real images; 0 uses all. Default 0.
+	RealLimit int `toml:"real_limit"`
 }
 
 // Default returns the spec every experiment file starts from: diffusers' SD 1.x LCD defaults.
@@ -396,6 +446,10 @@ func Default() Spec {
 			MixedPrecision:           "no",
 			LossScaleInit:            65536,
 			LossScaleGrowthInterval:  2000,
+		},
+		Eval: EvalSpec{
+			ReferenceSteps: 50, TeacherGuidance: 7.5, StudentSteps: []int{4}, StudentGuidance: 8.5, LoRAGuidance: 1,
+			SamplesPerPrompt: 1, BatchSize: 8,
 		},
 	}
 }

@@ -14,6 +14,7 @@ var taskSections = map[string][]string{
 	"lora":      {"lcd"},
 	"diffusion": {"diffusion"},
 	"vae":       {"vae"},
+	"eval":      {"lcd"},
 }
 
 // taskKeys are the keys of shared sections only some tasks read: the validation grids of the vae
@@ -32,6 +33,7 @@ var taskKeys = map[string][]string{
 	"run.mixed_precision":            {"lcd"},
 	"run.loss_scale_init":            {"lcd"},
 	"run.loss_scale_growth_interval": {"lcd"},
+	"run.eval_every":                 {"lcd"},
 }
 
 // KeyOfTask reports whether task reads key; an experiment of that task may not set the others.

@@ -314,6 +314,39 @@ func (s Spec) check() *checker {
 	c.imageSize("run.validation_width", true)
 	c.imageSize("run.validation_height", true)
 	c.intAtLeast("run.log_every", 1)
+	c.intAtLeast("run.eval_every", 0)
+
+	// [eval]
+	e := s.Eval
+	c.intAtLeast("eval.reference_steps", 1)
+	if e.ReferenceSteps > TrainTimesteps {
+		c.fail([]string{"eval.reference_steps"}, "%s: %d DDIM steps is more than %d", c.kv("eval.reference_steps"), e.ReferenceSteps, TrainTimesteps)
+	}
+	if r.EvalEvery > 0 && len(e.StudentSteps) == 0 {
+		c.fail([]string{"eval.student_steps", "run.eval_every"}, "%s is empty but %s asks for evaluation (0 turns it off)",
+			c.kv("eval.student_steps"), c.kv("run.eval_every"))
+	}
+	for _, n := range e.StudentSteps {
+		if n < 1 || (ddimOK && n > d.NumDDIMTimesteps) {
+			c.fail([]string{"eval.student_steps", "distill.num_ddim_timesteps"},
+				"%s: %d steps is outside 1..%d (distill.num_ddim_timesteps)", c.kv("eval.student_steps"), n, d.NumDDIMTimesteps)
+		}
+	}
+	c.nonNegative("eval.teacher_guidance")
+	c.nonNegative("eval.student_guidance")
+	c.nonNegative("eval.lora_guidance")
+	c.listOfNames("eval.prompts", false)
+	if r.EvalEvery > 0 && len(e.Prompts) == 0 && e.Classifier == "" && len(r.ValidationPrompts) == 0 {
+		c.fail([]string{"eval.prompts", "run.eval_every"}, "%s asks for evaluation but there are no prompts: set eval.prompts, eval.classifier (one prompt per class) or run.validation_prompts",
+			c.kv("run.eval_every"))
+	}
+	c.intAtLeast("eval.samples_per_prompt", 1)
+	c.intAtLeast("eval.seed", 0)
+	c.intAtLeast("eval.batch_size", 1)
+	if e.RealImages != "" && e.Classifier == "" {
+		c.fail([]string{"eval.real_images", "eval.classifier"}, "%s: the Fréchet distance needs eval.classifier (its features)", c.kv("eval.real_images"))
+	}
+	c.intAtLeast("eval.real_limit", 0)
 	if name, _, _ := strings.Cut(r.Backend, ":"); r.Backend != "" && name != "go" && name != "xla" {
 		c.fail([]string{"run.backend"}, `%s must be "", "go" or "xla", optionally followed by ":config"`, c.kv("run.backend"))
 	}
