@@ -68,10 +68,15 @@ func WriteWeights(path string, w *Weights, dtype safetensors.DType) error {
 // for variant, minus the names in skip. It also returns that file's path
 // for error messages.
 func ReadComponent(dir, variant string, skip ...string) (*Weights, string, error) {
+	return ReadComponentOn(nil, dir, variant, skip...)
+}
+
+// ReadComponentOn is ReadComponent reading into b's buffers (ReadWeightsOn).
+func ReadComponentOn(b compute.Backend, dir, variant string, skip ...string) (*Weights, string, error) {
 	path, err := hub.WeightFile(dir, variant)
 	if err != nil {
 		return nil, "", err
 	}
-	w, err := ReadWeights(path, skip...)
+	w, err := ReadWeightsOn(b, path, skip...)
 	return w, path, err
 }

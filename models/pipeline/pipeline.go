@@ -24,6 +24,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/gomlx/compute"
+
 	"github.com/golcm/golcm/models/clip"
 	"github.com/golcm/golcm/models/hub"
 	"github.com/golcm/golcm/models/tokenizer"
@@ -130,6 +132,13 @@ func (p *Pipeline) Describe() string {
 // pipeline folder with a vae/ inside); its full-precision weights are read,
 // since published standalone VAEs (sdxl-vae-fp16-fix) have no variants.
 func Load(nameOrPath, revision, variant, vaeOverride string) (*Pipeline, error) {
+	return LoadOn(nil, nameOrPath, revision, variant, vaeOverride)
+}
+
+// LoadOn is Load reading every component's weights straight into b's
+// buffers where b has shared buffers (the Go backend; nn.ReadWeightsOn), so
+// that they are held once, not as host copies and buffers.
+func LoadOn(b compute.Backend, nameOrPath, revision, variant, vaeOverride string) (*Pipeline, error) {
 	dir, err := hub.Resolve(nameOrPath, revision)
 	if err != nil {
 		return nil, err
@@ -159,7 +168,7 @@ func Load(nameOrPath, revision, variant, vaeOverride string) (*Pipeline, error) 
 	if err != nil {
 		return nil, err
 	}
-	if p.UNet, err = unet.Load(unetDir, variant); err != nil {
+	if p.UNet, err = unet.LoadOn(b, unetDir, variant); err != nil {
 		return nil, fmt.Errorf("pipeline %s: %w", dir, err)
 	}
 
@@ -167,14 +176,14 @@ func Load(nameOrPath, revision, variant, vaeOverride string) (*Pipeline, error) 
 		if p.VAEDir, err = resolveVAE(vaeOverride); err != nil {
 			return nil, err
 		}
-		if p.VAE, err = vae.Load(p.VAEDir, ""); err != nil {
+		if p.VAE, err = vae.LoadOn(b, p.VAEDir, ""); err != nil {
 			return nil, fmt.Errorf("vae override %s: %w", vaeOverride, err)
 		}
 	} else {
 		if p.VAEDir, err = component("vae"); err != nil {
 			return nil, err
 		}
-		if p.VAE, err = vae.Load(p.VAEDir, variant); err != nil {
+		if p.VAE, err = vae.LoadOn(b, p.VAEDir, variant); err != nil {
 			return nil, fmt.Errorf("pipeline %s: %w", dir, err)
 		}
 	}
@@ -193,7 +202,7 @@ func Load(nameOrPath, revision, variant, vaeOverride string) (*Pipeline, error) 
 		if err != nil {
 			return nil, err
 		}
-		enc, err := clip.Load(encDir, variant)
+		enc, err := clip.LoadOn(b, encDir, variant)
 		if err != nil {
 			return nil, fmt.Errorf("pipeline %s: %s: %w", dir, pair[0], err)
 		}
