@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -46,6 +47,7 @@ type benchCase struct {
 	batch, size int // size is the latent side
 	kind        benchKind
 	checkpoint  bool // gradient checkpointing
+	noDonation  bool // a step row that keeps its old weights (-donation)
 	// optIn rows run only when -only names their id: an SD 1.5 LoRA step
 	// holds the activations of three UNet passes and a backward, sized for
 	// a GPU's memory, not a 2-core machine's.
@@ -71,15 +73,9 @@ func (c benchCase) what() string {
 	case kindBackward:
 		return "forward+backward"
 	case kindStep:
-		if c.checkpoint {
-			return "distill step (full,ckpt)"
-		}
-		return "distill step (full)"
+		return "distill step (full" + c.stepTags() + ")"
 	case kindLoRA:
-		if c.bf16 {
-			return "distill step (lora,bf16)"
-		}
-		return "distill step (lora)"
+		return "distill step (lora" + c.stepTags() + ")"
 	case kindSample:
 		return "sample 4-step+tiny VAE"
 	case kindCache:
@@ -89,6 +85,21 @@ func (c benchCase) what() string {
 		return "forward (bf16)"
 	}
 	return "forward"
+}
+
+// stepTags are a step row's variants: ",ckpt", ",bf16", ",nodonate".
+func (c benchCase) stepTags() string {
+	tags := ""
+	if c.checkpoint && c.kind == kindStep {
+		tags += ",ckpt"
+	}
+	if c.bf16 {
+		tags += ",bf16"
+	}
+	if c.noDonation {
+		tags += ",nodonate"
+	}
+	return tags
 }
 
 var benchCases = []benchCase{
@@ -166,6 +177,8 @@ func runBench(args []string) error {
 	backendName := fs.String("backend", "", "backend to use (default: $GOMLX_BACKEND, else XLA when a PJRT plugin is installed, else go)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (read it with go tool pprof)")
 	memBudget := fs.Float64("mem-budget", 8, "GiB a row may need; rows whose weights and optimizer state alone exceed it are skipped, by name")
+	memLimit := fs.Float64("mem-limit", 0, "GiB: the Go runtime's soft memory limit for the run (debug.SetMemoryLimit; collect garbage before the heap passes it); 0 keeps $GOMEMLIMIT or none")
+	donation := fs.String("donation", "on", "step rows donate their updated weights' buffers: on, off, or both (each step row twice, with and without: donation's own effect on peak_rss in one run)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: golcm bench [flags]\n\n"+
 			"Times UNet forward, forward+backward, distillation steps and 4-step sampling with random weights and\n"+
@@ -187,6 +200,15 @@ func runBench(args []string) error {
 		for i := range cases {
 			cases[i].batch = *batch
 		}
+	}
+	if cases, err = withDonation(cases, *donation); err != nil {
+		return err
+	}
+	if *memLimit < 0 {
+		return fmt.Errorf("bench: -mem-limit %g: want GiB above 0, or 0 for $GOMEMLIMIT or none", *memLimit)
+	}
+	if *memLimit > 0 {
+		debug.SetMemoryLimit(int64(*memLimit * (1 << 30)))
 	}
 	b, choice, err := backend.Default(*backendName)
 	if err != nil {
@@ -243,12 +265,35 @@ func runBench(args []string) error {
 	}
 	fmt.Printf("matmul rate: %.1f GFLOP/s (float32 %d×%d·%d×%d, best of 5 before each row and after the last)\n",
 		peak/1e9, matmulN, matmulN, matmulN, matmulN)
-	fmt.Printf("%-6s %-24s %5s %7s %10s %10s %9s %8s %7s %10s\n",
+	if limit := debug.SetMemoryLimit(-1); limit < math.MaxInt64 {
+		fmt.Printf("Go memory limit: %.2f GiB (-mem-limit or $GOMEMLIMIT)\n", float64(limit)/(1<<30))
+	}
+	fmt.Printf("%-6s %-28s %5s %7s %10s %10s %9s %8s %7s %10s\n",
 		"unet", "what", "batch", "latent", "compile_s", "run_s", "gflop", "gflop_s", "%mm", "peak_rss")
 	for _, row := range rows {
 		fmt.Println(row(peak))
 	}
 	return nil
+}
+
+// withDonation applies -donation to the step rows: on keeps them, off
+// turns donation off, both adds a row without it after each.
+func withDonation(cases []benchCase, donation string) ([]benchCase, error) {
+	if donation != "on" && donation != "off" && donation != "both" {
+		return nil, fmt.Errorf("bench: -donation %q is not one of on, off, both", donation)
+	}
+	var out []benchCase
+	for _, c := range cases {
+		step := c.kind == kindStep || c.kind == kindLoRA
+		if !step || donation != "off" {
+			out = append(out, c)
+		}
+		if step && donation != "on" {
+			c.noDonation = true
+			out = append(out, c)
+		}
+	}
+	return out, nil
 }
 
 // matmulN is the side of the square product that measures the machine.
@@ -304,12 +349,13 @@ func benchOne(b compute.Backend, opts nn.Options, c benchCase, repeats int, budg
 		}
 		if need > budgetGiB {
 			return func(float64) string {
-				return fmt.Sprintf("%-6s %-24s skipped: its weights and optimizer state alone are %.1f GiB, over -mem-budget %.0f GiB",
+				return fmt.Sprintf("%-6s %-28s skipped: its weights and optimizer state alone are %.1f GiB, over -mem-budget %.0f GiB",
 					c.preset, c.what(), need, budgetGiB)
 			}, nil
 		}
 	}
 	opts.GradientCheckpointing = c.checkpoint
+	opts.NoDonation = c.noDonation
 	opts.Cost = &nn.Cost{}
 	resetPeakRSS()
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -322,17 +368,17 @@ func benchOne(b compute.Backend, opts nn.Options, c benchCase, repeats int, budg
 		run, done, err = benchSample(b, opts, cfg, c, rng)
 	default:
 		in := unet.RandomInputs(rng, cfg, c.batch, c.size)
-		weights := nn.RandomWeights(cfg.ParamShapes(), 1, 1)
-		if c.bf16 {
-			if err := toBF16(c, weights); err != nil {
-				return nil, err
-			}
+		var weights *nn.Weights
+		var prog *nn.Program
+		if weights, err = nn.RandomWeightsOn(b, cfg.ParamShapes(), 1, 1); err == nil && c.bf16 {
+			err = toBF16(c, weights)
 			// The whole probe computes in bfloat16: its float32 inputs
 			// are cast on entry, its output back to float32.
 			opts.ComputeDType = dtypes.BFloat16
 		}
-		var prog *nn.Program
-		prog, err = unet.CompileProbe(b, cfg, weights, opts, c.kind == kindBackward)
+		if err == nil {
+			prog, err = unet.CompileProbe(b, cfg, weights, opts, c.kind == kindBackward)
+		}
 		if err == nil {
 			done = prog.Finalize
 			run = func() error {
@@ -367,7 +413,7 @@ func benchOne(b compute.Backend, opts nn.Options, c benchCase, repeats int, budg
 	rate := flops / per
 	rss := peakRSS()
 	return func(peak float64) string {
-		return fmt.Sprintf("%-6s %-24s %5d %7s %10.2f %10.3f %9.1f %8.1f %6.0f%% %10s", c.preset, c.what(), c.batch,
+		return fmt.Sprintf("%-6s %-28s %5d %7s %10.2f %10.3f %9.1f %8.1f %6.0f%% %10s", c.preset, c.what(), c.batch,
 			fmt.Sprintf("%dx%d", c.size, c.size), compile.Seconds()-per, per, flops/1e9, rate/1e9, 100*rate/peak, rss)
 	}, nil
 }
@@ -392,7 +438,10 @@ func toBF16(c benchCase, w *nn.Weights) error {
 // benchStep prepares one full or LoRA distillation step on random weights.
 func benchStep(b compute.Backend, opts nn.Options, cfg *unet.Config, c benchCase, rng *rand.Rand) (func() error, error) {
 	randn := func(dims ...int) *tensors.Tensor { return nn.NormalTensor(rng, dims...) }
-	teacher := nn.RandomWeights(cfg.ParamShapes(), 1, 1)
+	teacher, err := nn.RandomWeightsOn(b, cfg.ParamShapes(), 1, 1)
+	if err != nil {
+		return nil, err
+	}
 	dcfg := lcm.DistillConfig{
 		Mode: lcm.Full, Teacher: cfg, PredictionType: lcm.PredictEpsilon,
 		Loss: losses.Huber, HuberC: 0.001, MaxGradNorm: 1, Beta1: 0.9, Beta2: 0.999, AdamEps: 1e-8,
@@ -418,7 +467,9 @@ func benchStep(b compute.Backend, opts nn.Options, cfg *unet.Config, c benchCase
 		scfg := *cfg
 		scfg.TimeCondProjDim = &dim
 		dcfg.Student = &scfg
-		student = nn.RandomWeights(scfg.ParamShapes(), 2, 1)
+		if student, err = nn.RandomWeightsOn(b, scfg.ParamShapes(), 2, 1); err != nil {
+			return nil, err
+		}
 	}
 	d, err := lcm.NewDistiller(b, dcfg, teacher, student)
 	if err != nil {
@@ -459,7 +510,11 @@ func benchSample(b compute.Backend, opts nn.Options, cfg *unet.Config, c benchCa
 	dim := 256
 	scfg := *cfg
 	scfg.TimeCondProjDim = &dim
-	student := unet.NewRunner(b, &unet.Model{Config: &scfg, Weights: nn.RandomWeights(scfg.ParamShapes(), 2, 1)}, opts)
+	sw, err := nn.RandomWeightsOn(b, scfg.ParamShapes(), 2, 1)
+	if err != nil {
+		return nil, nil, err
+	}
+	student := unet.NewRunner(b, &unet.Model{Config: &scfg, Weights: sw}, opts)
 	dir, err := os.MkdirTemp("", "golcm-bench-")
 	if err != nil {
 		return nil, nil, err

@@ -99,7 +99,7 @@ Samples images in a few steps with an LCMScheduler, as diffusers' LatentConsiste
 	opts := nn.ForBackend(choice.Name())
 
 	start := time.Now()
-	p, err := pipeline.Load(*model, *revision, *variant, *vaeOverride)
+	p, err := pipeline.LoadOn(b, *model, *revision, *variant, *vaeOverride)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"github.com/gomlx/compute"
+
 	"github.com/golcm/golcm/models/hub"
 	"github.com/golcm/golcm/models/nn"
 )
@@ -24,12 +26,16 @@ const positionIDsBuffer = "text_model.embeddings.position_ids"
 // Load reads a transformers text_encoder/ folder: config.json and its
 // weight file (model.safetensors, a sharded index, or with variant "fp16"
 // the .fp16. files).
-func Load(dir, variant string) (*Model, error) {
+func Load(dir, variant string) (*Model, error) { return LoadOn(nil, dir, variant) }
+
+// LoadOn is Load reading the weights straight into b's buffers where b has
+// shared buffers (nn.ReadWeightsOn).
+func LoadOn(b compute.Backend, dir, variant string) (*Model, error) {
 	cfg, err := LoadConfig(dir)
 	if err != nil {
 		return nil, err
 	}
-	w, wpath, err := nn.ReadComponent(dir, variant, positionIDsBuffer)
+	w, wpath, err := nn.ReadComponentOn(b, dir, variant, positionIDsBuffer)
 	if err != nil {
 		return nil, err
 	}

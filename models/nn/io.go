@@ -2,34 +2,45 @@ package nn
 
 import (
 	"fmt"
+	"io"
 	"slices"
+
+	"github.com/gomlx/compute"
 
 	"github.com/golcm/golcm/models/hub"
 	"github.com/golcm/golcm/models/safetensors"
 )
 
 // ReadWeights loads a safetensors file or a sharded checkpoint index as
-// float32 weights (F16 and BF16 are widened). Names in skip are left out:
-// buffers some checkpoints carry that are not parameters.
+// float32 host weights (F16 and BF16 are widened). Names in skip are left
+// out: buffers some checkpoints carry that are not parameters.
 func ReadWeights(path string, skip ...string) (*Weights, error) {
-	f, err := safetensors.ReadCheckpoint(path)
-	if err != nil {
-		return nil, err
-	}
+	return ReadWeightsOn(nil, path, skip...)
+}
+
+// ReadWeightsOn is ReadWeights reading each tensor straight into b's
+// buffers where b has shared buffers (NewFloat32On), one tensor at a time
+// (safetensors.WalkCheckpoint): neither the file nor a host copy of the
+// weights is held beside them.
+func ReadWeightsOn(b compute.Backend, path string, skip ...string) (*Weights, error) {
 	w := NewWeights()
-	for _, name := range f.Names() {
-		if slices.Contains(skip, name) {
-			continue
+	err := safetensors.WalkCheckpoint(path, func(e safetensors.HeaderEntry, data io.Reader) error {
+		if slices.Contains(skip, e.Name) {
+			return nil
 		}
-		t := f.Tensors[name]
-		if !t.DType.IsFloat() {
-			return nil, fmt.Errorf("%s: tensor %q has dtype %s, want a float", path, name, t.DType)
+		if !e.DType.IsFloat() {
+			return fmt.Errorf("dtype %s, want a float", e.DType)
 		}
-		data, err := t.Float32()
+		t, err := NewFloat32On(b, e.Shape, func(out []float32) error { return safetensors.ReadFloat32(data, e.DType, out) })
 		if err != nil {
-			return nil, fmt.Errorf("%s: tensor %q: %w", path, name, err)
+			return err
 		}
-		w.SetFloat32(name, data, t.Shape...)
+		w.Set(e.Name, t)
+		return nil
+	})
+	if err != nil {
+		w.Finalize()
+		return nil, err
 	}
 	return w, nil
 }
@@ -57,10 +68,15 @@ func WriteWeights(path string, w *Weights, dtype safetensors.DType) error {
 // for variant, minus the names in skip. It also returns that file's path
 // for error messages.
 func ReadComponent(dir, variant string, skip ...string) (*Weights, string, error) {
+	return ReadComponentOn(nil, dir, variant, skip...)
+}
+
+// ReadComponentOn is ReadComponent reading into b's buffers (ReadWeightsOn).
+func ReadComponentOn(b compute.Backend, dir, variant string, skip ...string) (*Weights, string, error) {
 	path, err := hub.WeightFile(dir, variant)
 	if err != nil {
 		return nil, "", err
 	}
-	w, err := ReadWeights(path, skip...)
+	w, err := ReadWeightsOn(b, path, skip...)
 	return w, path, err
 }

@@ -89,7 +89,11 @@ func Compile(b compute.Backend, groups []*Weights, opts Options, build BuildFn) 
 // new copy at once. After Run the donated tensors are invalid and the
 // caller must replace them with the outputs; after a failed Run they are
 // lost. A tensor that is also in a group not donated is never donated.
+// With Options.NoDonation nothing is donated.
 func (p *Program) Donate(groups ...int) {
+	if p.opts.NoDonation {
+		return
+	}
 	for _, g := range groups {
 		if g >= 0 {
 			p.donate[g] = true

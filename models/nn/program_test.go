@@ -14,6 +14,14 @@ import (
 // handed to the graph (invalid after Run), a tensor it shares with a group
 // not donated is kept, and the outputs are the sum of all three weights.
 func TestProgramDonatesOnlyUnsharedTensors(t *testing.T) {
+	for _, noDonation := range []bool{false, true} {
+		checkDonation(t, noDonation)
+	}
+}
+
+// checkDonation runs the donation test; with Options.NoDonation the own
+// tensor must survive the Run.
+func checkDonation(t *testing.T, noDonation bool) {
 	b, _, err := backend.Default("")
 	if err != nil {
 		t.Fatal(err)
@@ -24,7 +32,7 @@ func TestProgramDonatesOnlyUnsharedTensors(t *testing.T) {
 	frozen.Set("s", shared)
 	trained.Set("s", shared)
 	trained.Set("w", own)
-	p, err := Compile(b, []*Weights{frozen, trained}, Options{}, func(g []*Params, in []*Node) []*Node {
+	p, err := Compile(b, []*Weights{frozen, trained}, Options{NoDonation: noDonation}, func(g []*Params, in []*Node) []*Node {
 		return []*Node{Add(Add(g[0].Root("").Param("s"), g[1].Root("").Param("s")), Add(g[1].Root("").Param("w"), in[0]))}
 	})
 	if err != nil {
@@ -46,7 +54,7 @@ func TestProgramDonatesOnlyUnsharedTensors(t *testing.T) {
 	if !shared.Ok() {
 		t.Error("the tensor shared with the group not donated was donated")
 	}
-	if own.Ok() {
-		t.Error("the donated group's own tensor is still valid after Run")
+	if own.Ok() != noDonation {
+		t.Errorf("NoDonation %v: the donated group's own tensor valid after Run: %v", noDonation, own.Ok())
 	}
 }

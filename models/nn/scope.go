@@ -35,6 +35,10 @@ type Options struct {
 	// Cost, when set, counts the product FLOPs each Program compiled with
 	// these options runs (benchmarks); it changes nothing computed.
 	Cost *Cost
+	// NoDonation makes Program.Donate a no-op: every Run keeps its inputs'
+	// buffers. Benchmarks set it to measure what donation saves; it changes
+	// nothing computed.
+	NoDonation bool
 }
 
 // ForBackend returns the lowerings that run fastest on the GoMLX backend

@@ -6,9 +6,11 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/dtypes/bfloat16"
 	"github.com/gomlx/compute/dtypes/float16"
+	"github.com/gomlx/compute/shapes"
 	"github.com/gomlx/gomlx/core/tensors"
 )
 
@@ -37,6 +39,17 @@ func (w *Weights) Get(name string) (*tensors.Tensor, bool) {
 
 // Delete removes name.
 func (w *Weights) Delete(name string) { delete(w.tensors, name) }
+
+// Finalize frees every tensor now (backend buffers included) and empties
+// the set, rather than waiting for the garbage collector.
+func (w *Weights) Finalize() {
+	for name, t := range w.tensors {
+		if t.Ok() {
+			t.MustFinalizeAll()
+		}
+		delete(w.tensors, name)
+	}
+}
 
 // Len is the number of tensors.
 func (w *Weights) Len() int { return len(w.tensors) }
@@ -196,4 +209,41 @@ func NameErrors(model string, missing, unexpected, wrong []string) error {
 		parts = append(parts, fmt.Sprintf("%d weights with the wrong shape: %s", len(wrong), abbreviate(wrong, 12)))
 	}
 	return fmt.Errorf("%s: %s", model, strings.Join(parts, "; "))
+}
+
+// NewFloat32On returns a float32 tensor of dims filled by fill. Where b has
+// shared buffers (the Go backend) its storage is a backend buffer that
+// graphs read in place: a weight made this way is never held twice, as a
+// host copy and a buffer, and its buffer is allocated before any host copy
+// is freed. (The Go backend rounds a buffer up to a size class, up to a
+// third more; a buffer in memory the process never used is not touched past
+// its data, one in memory a freed host copy left is cleared whole, so
+// uploading host copies one at a time made an SD 1.5 UNet's 3.3 GiB of
+// weights 3.9 GiB resident.) With a nil b, or one without shared buffers
+// (XLA), it is a host tensor.
+func NewFloat32On(b compute.Backend, dims []int, fill func([]float32) error) (*tensors.Tensor, error) {
+	if b == nil || !b.HasSharedBuffers() {
+		size := 1
+		for _, d := range dims {
+			size *= d
+		}
+		data := make([]float32, size)
+		if err := fill(data); err != nil {
+			return nil, err
+		}
+		return tensors.FromFlatDataAndDimensions(data, dims...), nil
+	}
+	t, err := tensors.FromShapeForBackend(b, 0, shapes.Make(dtypes.Float32, dims...))
+	if err != nil {
+		return nil, err
+	}
+	var ferr error
+	if err := tensors.MutableFlatData(t, func(flat []float32) { ferr = fill(flat) }); err != nil {
+		return nil, err
+	}
+	if ferr != nil {
+		t.MustFinalizeAll()
+		return nil, ferr
+	}
+	return t, nil
 }

@@ -24,6 +24,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/gomlx/compute"
+
 	"github.com/golcm/golcm/models/clip"
 	"github.com/golcm/golcm/models/hub"
 	"github.com/golcm/golcm/models/tokenizer"
@@ -135,7 +137,14 @@ func (p *Pipeline) Describe() string {
 // pipeline folder with a vae/ inside); its full-precision weights are read,
 // since published standalone VAEs (sdxl-vae-fp16-fix) have no variants.
 func Load(nameOrPath, revision, variant, vaeOverride string) (*Pipeline, error) {
-	return load(nameOrPath, revision, variant, vaeOverride, true)
+	return load(nil, nameOrPath, revision, variant, vaeOverride, true)
+}
+
+// LoadOn is Load reading every component's weights straight into b's
+// buffers where b has shared buffers (the Go backend; nn.ReadWeightsOn), so
+// that they are held once, not as host copies and buffers.
+func LoadOn(b compute.Backend, nameOrPath, revision, variant, vaeOverride string) (*Pipeline, error) {
+	return load(b, nameOrPath, revision, variant, vaeOverride, true)
 }
 
 // LoadWithoutEncoders is Load without reading the weights of the VAE and
@@ -144,7 +153,7 @@ func Load(nameOrPath, revision, variant, vaeOverride string) (*Pipeline, error) 
 // cache needs only the UNet. LoadEncoders reads them when validation needs
 // them.
 func LoadWithoutEncoders(nameOrPath, revision, variant, vaeOverride string) (*Pipeline, error) {
-	return load(nameOrPath, revision, variant, vaeOverride, false)
+	return load(nil, nameOrPath, revision, variant, vaeOverride, false)
 }
 
 // EncodersLoaded reports whether the VAE's and text encoders' weights are
@@ -231,7 +240,7 @@ func componentFiles(dir, variant string) ([]string, error) {
 	return files, nil
 }
 
-func load(nameOrPath, revision, variant, vaeOverride string, encoders bool) (*Pipeline, error) {
+func load(b compute.Backend, nameOrPath, revision, variant, vaeOverride string, encoders bool) (*Pipeline, error) {
 	dir, err := hub.Resolve(nameOrPath, revision)
 	if err != nil {
 		return nil, err
@@ -261,7 +270,7 @@ func load(nameOrPath, revision, variant, vaeOverride string, encoders bool) (*Pi
 	if err != nil {
 		return nil, err
 	}
-	if p.UNet, err = unet.Load(unetDir, variant); err != nil {
+	if p.UNet, err = unet.LoadOn(b, unetDir, variant); err != nil {
 		return nil, fmt.Errorf("pipeline %s: %w", dir, err)
 	}
 
@@ -270,7 +279,7 @@ func load(nameOrPath, revision, variant, vaeOverride string, encoders bool) (*Pi
 			cfg, err := vae.LoadConfig(dir)
 			return &vae.Model{Config: cfg}, err
 		}
-		return vae.Load(dir, variant)
+		return vae.LoadOn(b, dir, variant)
 	}
 	if vaeOverride != "" {
 		if p.VAEDir, err = resolveVAE(vaeOverride); err != nil {
@@ -305,7 +314,7 @@ func load(nameOrPath, revision, variant, vaeOverride string, encoders bool) (*Pi
 		}
 		enc := &clip.Model{}
 		if encoders {
-			enc, err = clip.Load(encDir, variant)
+			enc, err = clip.LoadOn(b, encDir, variant)
 		} else {
 			enc.Config, err = clip.LoadConfig(encDir)
 		}

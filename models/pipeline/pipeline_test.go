@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -305,5 +306,45 @@ func TestLoadFixturePipelines(t *testing.T) {
 			t.Errorf("%s: force_zeros_for_empty_prompt not read", c.name)
 		}
 		t.Log(p.Describe())
+	}
+}
+
+// TestLoadOnReadsIntoBackendBuffers: LoadOn on the Go backend gives every
+// component the weights Load gives, held in backend buffers the host shares.
+func TestLoadOnReadsIntoBackendBuffers(t *testing.T) {
+	dir := initTiny(t, 3)
+	b, _, err := backend.Default("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, err := Load(dir, "", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, err := LoadOn(b, dir, "", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pairs := map[string][2]*nn.Weights{
+		"unet": {host.UNet.Weights, dev.UNet.Weights}, "vae": {host.VAE.Weights, dev.VAE.Weights},
+		"text_encoder": {host.TextEncoders[0].Weights, dev.TextEncoders[0].Weights},
+	}
+	for what, w := range pairs {
+		if w[0].Len() != w[1].Len() {
+			t.Errorf("%s: %d weights on the backend, %d on the host", what, w[1].Len(), w[0].Len())
+		}
+		for _, name := range w[0].Names() {
+			hv, _, err := w[0].Float32(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dv, _, err := w[1].Float32(name)
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+			if tensor, _ := w[1].Get(name); !tensor.IsShared() || !slices.Equal(hv, dv) {
+				t.Errorf("%s %s: shared %v, equal to the host's %v", what, name, tensor.IsShared(), slices.Equal(hv, dv))
+			}
+		}
 	}
 }

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -118,57 +120,80 @@ func ReadCheckpoint(path string) (*File, error) {
 	if !IsIndex(path) {
 		return ReadFile(path)
 	}
+	idx, err := readIndex(path)
+	if err != nil {
+		return nil, err
+	}
+	out := &File{Path: path, Metadata: idx.metadata, Tensors: make(map[string]*Tensor, len(idx.weightMap))}
+	for _, shard := range idx.shards {
+		f, err := ReadFile(filepath.Join(filepath.Dir(path), shard))
+		if err != nil {
+			return nil, fmt.Errorf("safetensors index %s: %w", path, err)
+		}
+		if err := idx.check(path, shard, f.Names()); err != nil {
+			return nil, err
+		}
+		maps.Copy(out.Tensors, f.Tensors)
+	}
+	return out, nil
+}
+
+// index is a parsed shard index: weight_map, its metadata (values as JSON
+// text, strings unquoted), and the shards it names, sorted (so errors are
+// deterministic), each with the names the index puts in it.
+type index struct {
+	weightMap map[string]string
+	metadata  map[string]string
+	shards    []string
+	byShard   map[string][]string
+}
+
+func readIndex(path string) (*index, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("safetensors index: %w", err)
 	}
-	var idx shardIndex
-	if err := json.Unmarshal(raw, &idx); err != nil {
+	var si shardIndex
+	if err := json.Unmarshal(raw, &si); err != nil {
 		return nil, fmt.Errorf("safetensors index %s: %w", path, err)
 	}
-	if len(idx.WeightMap) == 0 {
+	if len(si.WeightMap) == 0 {
 		return nil, fmt.Errorf("safetensors index %s: weight_map is missing or empty", path)
 	}
-	out := &File{Path: path, Metadata: map[string]string{}, Tensors: make(map[string]*Tensor, len(idx.WeightMap))}
-	for k, v := range idx.Metadata {
+	idx := &index{weightMap: si.WeightMap, metadata: map[string]string{}, byShard: map[string][]string{}}
+	for k, v := range si.Metadata {
 		var s string
 		if json.Unmarshal(v, &s) == nil {
-			out.Metadata[k] = s
+			idx.metadata[k] = s
 		} else {
-			out.Metadata[k] = string(v)
+			idx.metadata[k] = string(v)
 		}
 	}
-
-	// Group names by shard; read shards in sorted order so errors are deterministic.
-	byShard := map[string][]string{}
-	for name, shard := range idx.WeightMap {
+	for name, shard := range si.WeightMap {
 		if shard == "" || filepath.IsAbs(shard) || filepath.Base(shard) != shard {
 			return nil, fmt.Errorf("safetensors index %s: tensor %q has shard %q, want a file name in the same folder", path, name, shard)
 		}
-		byShard[shard] = append(byShard[shard], name)
+		idx.byShard[shard] = append(idx.byShard[shard], name)
 	}
-	shards := make([]string, 0, len(byShard))
-	for s := range byShard {
-		shards = append(shards, s)
+	for s := range idx.byShard {
+		idx.shards = append(idx.shards, s)
 	}
-	sort.Strings(shards)
-	dir := filepath.Dir(path)
-	for _, shard := range shards {
-		f, err := ReadFile(filepath.Join(dir, shard))
-		if err != nil {
-			return nil, fmt.Errorf("safetensors index %s: %w", path, err)
-		}
-		for _, name := range byShard[shard] {
-			if f.Tensors[name] == nil {
-				return nil, fmt.Errorf("safetensors index %s: tensor %q should be in shard %s, which does not hold it", path, name, shard)
-			}
-		}
-		for _, name := range f.Names() {
-			if idx.WeightMap[name] != shard {
-				return nil, fmt.Errorf("safetensors index %s: shard %s holds tensor %q, which weight_map puts in %q", path, shard, name, idx.WeightMap[name])
-			}
-			out.Tensors[name] = f.Tensors[name]
+	sort.Strings(idx.shards)
+	return idx, nil
+}
+
+// check compares the names a shard holds (sorted) with the index's: every
+// name the index puts in the shard is there, and nothing else.
+func (idx *index) check(path, shard string, names []string) error {
+	for _, name := range idx.byShard[shard] {
+		if _, found := slices.BinarySearch(names, name); !found {
+			return fmt.Errorf("safetensors index %s: tensor %q should be in shard %s, which does not hold it", path, name, shard)
 		}
 	}
-	return out, nil
+	for _, name := range names {
+		if idx.weightMap[name] != shard {
+			return fmt.Errorf("safetensors index %s: shard %s holds tensor %q, which weight_map puts in %q", path, shard, name, idx.weightMap[name])
+		}
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -224,10 +225,37 @@ func TestShardedCheckpointMerges(t *testing.T) {
 		{"escaping shard", map[string]string{"a": "../m-00001-of-00002.safetensors"}, "same folder"},
 		{"empty", map[string]string{}, "weight_map"},
 	}
+	// walk reads the checkpoint with WalkCheckpoint, which must check it
+	// as ReadCheckpoint does.
+	walk := func(path string) (map[string][]byte, error) {
+		got := map[string][]byte{}
+		err := WalkCheckpoint(path, func(e HeaderEntry, r io.Reader) error {
+			data, err := io.ReadAll(r)
+			got[e.Name] = data
+			return err
+		})
+		return got, err
+	}
+	walked, err := walk(writeIndex(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tensor := range f.Tensors {
+		if !bytes.Equal(walked[name], tensor.Data) {
+			t.Errorf("WalkCheckpoint: %s is % x, ReadCheckpoint read % x", name, walked[name], tensor.Data)
+		}
+	}
+	if len(walked) != len(f.Tensors) {
+		t.Errorf("WalkCheckpoint visited %d tensors, want %d", len(walked), len(f.Tensors))
+	}
 	for _, c := range bad {
 		_, err := ReadCheckpoint(writeIndex(c.wm))
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "m.safetensors.index.json") {
 			t.Errorf("%s: err = %v, want it to mention %q and the index", c.name, err, c.want)
+		}
+		_, err = walk(writeIndex(c.wm))
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "m.safetensors.index.json") {
+			t.Errorf("%s: WalkCheckpoint err = %v, want it to mention %q and the index", c.name, err, c.want)
 		}
 	}
 	// A plain file goes through ReadCheckpoint too.

@@ -14,6 +14,7 @@
 package safetensors
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -104,26 +105,11 @@ func (t *Tensor) Float32() ([]float32, error) {
 	if err := t.check(); err != nil {
 		return nil, err
 	}
-	b := t.Data
-	n := t.NumElements()
-	out := make([]float32, n)
-	le := binary.LittleEndian
+	out := make([]float32, t.NumElements())
 	switch t.DType {
-	case F32:
-		for i := range out {
-			out[i] = math.Float32frombits(le.Uint32(b[4*i:]))
-		}
-	case F64:
-		for i := range out {
-			out[i] = float32(math.Float64frombits(le.Uint64(b[8*i:])))
-		}
-	case F16:
-		for i := range out {
-			out[i] = Float16ToFloat32(le.Uint16(b[2*i:]))
-		}
-	case BF16:
-		for i := range out {
-			out[i] = BFloat16ToFloat32(le.Uint16(b[2*i:]))
+	case F32, F64, F16, BF16:
+		if err := ReadFloat32(bytes.NewReader(t.Data), t.DType, out); err != nil {
+			return nil, fmt.Errorf("tensor %q: %w", t.Name, err)
 		}
 	default:
 		ints, err := t.Int64()

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/gomlx/compute"
+
 	"github.com/golcm/golcm/models/nn"
 )
 
@@ -17,7 +19,11 @@ type Model struct {
 
 // Load reads a diffusers unet/ folder: config.json and its weight file
 // (variant "fp16" picks the .fp16. files; "" the full-precision ones).
-func Load(dir, variant string) (*Model, error) {
+func Load(dir, variant string) (*Model, error) { return LoadOn(nil, dir, variant) }
+
+// LoadOn is Load reading the weights straight into b's buffers where b has
+// shared buffers (nn.ReadWeightsOn): the Go backend then holds them once.
+func LoadOn(b compute.Backend, dir, variant string) (*Model, error) {
 	cfgPath := filepath.Join(dir, "config.json")
 	raw, err := os.ReadFile(cfgPath)
 	if err != nil {
@@ -27,7 +33,7 @@ func Load(dir, variant string) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	w, wpath, err := nn.ReadComponent(dir, variant)
+	w, wpath, err := nn.ReadComponentOn(b, dir, variant)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/gomlx/compute"
+
 	"github.com/golcm/golcm/models/hub"
 	"github.com/golcm/golcm/models/nn"
 )
@@ -19,12 +21,16 @@ type Model struct {
 // (variant "fp16" picks the .fp16. files; "" the full-precision ones). Any
 // AutoencoderKL folder works, so a separately published VAE (SD-XL's
 // fp16-fix, sd-vae-ft-mse) can stand in for a pipeline's own.
-func Load(dir, variant string) (*Model, error) {
+func Load(dir, variant string) (*Model, error) { return LoadOn(nil, dir, variant) }
+
+// LoadOn is Load reading the weights straight into b's buffers where b has
+// shared buffers (nn.ReadWeightsOn).
+func LoadOn(b compute.Backend, dir, variant string) (*Model, error) {
 	cfg, err := LoadConfig(dir)
 	if err != nil {
 		return nil, err
 	}
-	w, wpath, err := nn.ReadComponent(dir, variant)
+	w, wpath, err := nn.ReadComponentOn(b, dir, variant)
 	if err != nil {
 		return nil, err
 	}
