@@ -77,7 +77,10 @@ for s in $stages; do
 				-train "$SRC/train-images-idx3-ubyte.gz" -test "$SRC/t10k-images-idx3-ubyte.gz" $(quick -limit 5000 -seed $seed) ;;
 	lcm)
 		[ -f "$OUT/lcm/model_index.json" ] ||
-			stage lcm $GOLCM train -f experiments/fashion/lcm.toml $lcd -set run.output_dir="$OUT/lcm" ;;
+			# QUICK distils on a 20-point grid: its 40 steps move 1-step sampling (what its check
+			# asserts) much further than on lcm.toml's 50-point grid.
+			stage lcm $GOLCM train -f experiments/fashion/lcm.toml $lcd -set run.output_dir="$OUT/lcm" \
+				$(quick -set distill.num_ddim_timesteps=20) ;;
 	lora)
 		[ -f "$OUT/lora/pytorch_lora_weights.safetensors" ] ||
 			stage lora $GOLCM train -f experiments/fashion/lora.toml $lcd -set run.output_dir="$OUT/lora" ;;
@@ -107,11 +110,13 @@ for s in $stages; do
 				-assert "lcm/lcm/1 latent_rmse < undistilled/lcm/1 latent_rmse - 0.05" \
 				-assert "lcm-lora/lcm/1 latent_rmse < undistilled/lcm/1 latent_rmse - 0.05"
 		else
-			# The bar: the LCM beats its teacher at 4 steps and keeps its prompt accuracy.
+			# The bar: the LCM beats its teacher at 4 steps and keeps its prompt accuracy;
+			# and the distillation brings 1-step samples nearer the teacher's 50-step ones (at more
+			# steps the LCM sampler's fresh noise between steps hides that distance).
 			$GOLCM eval check -report "$OUT/eval/eval.json" \
 				-assert "lcm/lcm/4 frechet_distance < teacher/ddim/4 frechet_distance" \
 				-assert "lcm/lcm/4 prompt_accuracy >= teacher/ddim/50 prompt_accuracy - 0.05" \
-				-assert "lcm/lcm/4 latent_rmse < undistilled/lcm/4 latent_rmse"
+				-assert "lcm/lcm/1 latent_rmse < undistilled/lcm/1 latent_rmse"
 		fi ;;
 	*)
 		echo "unknown stage $s (stages: data init vae teacher classifier lcm lora eval check)" >&2
