@@ -74,6 +74,19 @@ func cacheSpec(t *testing.T, teacher, images, out string) spec.Spec {
 	return s
 }
 
+// cachedFixture writes captioned images into a temporary root and their
+// cache (cacheSpec on the tiny-sd-teacher fixture) beside them.
+func cachedFixture(t *testing.T) (root, images, teacher, cache string) {
+	t.Helper()
+	root = t.TempDir()
+	images = filepath.Join(root, "images")
+	writeCaptionedImages(t, images)
+	teacher = fixturePipeline(t, "tiny-sd-teacher")
+	cache = filepath.Join(root, "cache")
+	buildCache(t, cacheSpec(t, teacher, images, filepath.Join(root, "build")), cache)
+	return root, images, teacher, cache
+}
+
 // buildCache writes the cache of s into dir.
 func buildCache(t *testing.T, s spec.Spec, dir string) *CacheReport {
 	t.Helper()
@@ -283,12 +296,7 @@ func mustSettings(t *testing.T, s spec.Spec) latentcache.Settings {
 // repeats the uninterrupted run's losses exactly: the data position and the
 // cache's reads came back.
 func TestCacheRunResumes(t *testing.T) {
-	root := t.TempDir()
-	images := filepath.Join(root, "images")
-	writeCaptionedImages(t, images)
-	teacher := fixturePipeline(t, "tiny-sd-teacher")
-	cache := filepath.Join(root, "cache")
-	buildCache(t, cacheSpec(t, teacher, images, filepath.Join(root, "build")), cache)
+	root, images, teacher, cache := cachedFixture(t)
 	checkResumeMatches(t, root, filepath.Join(root, "killed"), func(s *spec.Spec) {
 		s.Model.Path, s.Model.InitTiny = teacher, false
 		s.Data.Generate, s.Data.Sources = 0, []string{images}

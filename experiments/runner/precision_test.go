@@ -262,12 +262,7 @@ func TestMixedPrecisionKeepsSDXLVAEFloat32(t *testing.T) {
 // the same precision, and writes the grid and the evaluation; the log's
 // frozen bytes are half the float32 ones.
 func TestMixedPrecisionFromCache(t *testing.T) {
-	root := t.TempDir()
-	images := filepath.Join(root, "images")
-	writeCaptionedImages(t, images)
-	teacher := fixturePipeline(t, "tiny-sd-teacher")
-	cache := filepath.Join(root, "cache")
-	buildCache(t, cacheSpec(t, teacher, images, filepath.Join(root, "build")), cache)
+	root, images, teacher, cache := cachedFixture(t)
 	out := filepath.Join(root, "run")
 	s := cacheSpec(t, teacher, images, out)
 	s.Data.Cache, s.Run.MixedPrecision = cache, "bf16"
