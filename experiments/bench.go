@@ -39,6 +39,9 @@ const (
 	kindLoRA     benchKind = "lora"
 	kindSample   benchKind = "sample"
 	kindCache    benchKind = "cache" // training from images against from a latent cache (benchcache.go)
+	// kindCacheLoRA is kindCache for an LCM-LoRA: the SD 1.5-sized run a
+	// machine without 16 GiB for full distillation's state can make.
+	kindCacheLoRA benchKind = "cache-lora"
 )
 
 // benchCase is one row of the benchmark table.
@@ -80,6 +83,8 @@ func (c benchCase) what() string {
 		return "sample 4-step+tiny VAE"
 	case kindCache:
 		return "train: images vs cache"
+	case kindCacheLoRA:
+		return "train lora: images vs cache"
 	}
 	if c.bf16 {
 		return "forward (bf16)"
@@ -121,6 +126,7 @@ var benchCases = []benchCase{
 	// Whole runs, a few minutes each on a CPU: opt-in.
 	{preset: "small", batch: 1, size: 32, kind: kindCache, optIn: true},
 	{preset: "sd15", batch: 1, size: 64, kind: kindCache, checkpoint: true, optIn: true},
+	{preset: "sd15", batch: 1, size: 64, kind: kindCacheLoRA, checkpoint: true, optIn: true},
 }
 
 // selectCases keeps the rows that a comma-separated -only list names: a
@@ -170,7 +176,7 @@ func selectCases(only string) ([]benchCase, error) {
 
 func runBench(args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	only := fs.String("only", "", "comma-separated rows to run, each a row id (small-step), preset (small) or kind (step); default all but the opt-in sd15-lora, sd15-lora-bf16, small-cache and sd15-cache (run only by their ids)")
+	only := fs.String("only", "", "comma-separated rows to run, each a row id (small-step), preset (small) or kind (step); default all but the opt-in sd15-lora, sd15-lora-bf16, small-cache, sd15-cache and sd15-cache-lora (run only by their ids)")
 	batch := fs.Int("batch", 0, "batch size of every row that runs (default: each row's own)")
 	repeats := fs.Int("repeats", 3, "timed repetitions after one warm-up run")
 	im2col := fs.String("conv", "auto", "convolution lowering: auto (im2col on the Go backend), im2col or native")
@@ -328,7 +334,7 @@ func matmulRate(b compute.Backend) (float64, error) {
 
 // benchOne runs one row and returns its table line for a matmul rate.
 func benchOne(b compute.Backend, opts nn.Options, c benchCase, repeats int, budgetGiB float64) (func(peak float64) string, error) {
-	if c.kind == kindCache {
+	if c.kind == kindCache || c.kind == kindCacheLoRA {
 		line, err := benchCache(b, c, budgetGiB)
 		return func(float64) string { return line }, err
 	}

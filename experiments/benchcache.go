@@ -48,8 +48,14 @@ func benchCache(b compute.Backend, c benchCase, budgetGiB float64) (string, erro
 	if err != nil {
 		return "", err
 	}
-	// As the step row: teacher, student, EMA target and two AdamW moments.
-	if need := 5 * 4 * float64(cfg.NumParams()) / (1 << 30); need > budgetGiB {
+	// As the step rows: teacher, student, EMA target and two AdamW moments;
+	// a LoRA run holds the teacher (its adapters and their moments are
+	// small).
+	copies, mode := 5.0, "full"
+	if c.kind == kindCacheLoRA {
+		copies, mode = 1, "lora"
+	}
+	if need := copies * 4 * float64(cfg.NumParams()) / (1 << 30); need > budgetGiB {
 		return fmt.Sprintf("%-6s %-24s skipped: its weights and optimizer state alone are %.1f GiB, over -mem-budget %.0f GiB",
 			c.preset, c.what(), need, budgetGiB), nil
 	}
@@ -71,6 +77,7 @@ func benchCache(b compute.Backend, c benchCase, budgetGiB float64) (string, erro
 		"model.path=" + pipe, fmt.Sprintf("data.sources=[%q]", images), "data.resolution=" + fmt.Sprint(px),
 		"data.batch_size=" + fmt.Sprint(c.batch), "data.center_crop=true", "data.workers=2",
 		"optim.max_train_steps=" + fmt.Sprint(cacheBenchSteps), "run.checkpoint_every=0", "run.validation_every=0",
+		"distill.mode=" + mode,
 		"run.gradient_checkpointing=" + fmt.Sprint(c.checkpoint), "run.output_dir=" + filepath.Join(tmp, "from-images"),
 	})
 	if err != nil {
