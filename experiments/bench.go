@@ -126,6 +126,7 @@ var benchCases = []benchCase{
 	// Whole runs, a few minutes each on a CPU: opt-in.
 	{preset: "small", batch: 1, size: 32, kind: kindCache, optIn: true},
 	{preset: "sd15", batch: 1, size: 64, kind: kindCache, checkpoint: true, optIn: true},
+	{preset: "small", batch: 1, size: 32, kind: kindCacheLoRA, optIn: true},
 	{preset: "sd15", batch: 1, size: 64, kind: kindCacheLoRA, checkpoint: true, optIn: true},
 }
 
@@ -176,7 +177,7 @@ func selectCases(only string) ([]benchCase, error) {
 
 func runBench(args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	only := fs.String("only", "", "comma-separated rows to run, each a row id (small-step), preset (small) or kind (step); default all but the opt-in sd15-lora, sd15-lora-bf16, small-cache, sd15-cache and sd15-cache-lora (run only by their ids)")
+	only := fs.String("only", "", "comma-separated rows to run, each a row id (small-step), preset (small) or kind (step); default all but the opt-in sd15-lora, sd15-lora-bf16, small-cache, sd15-cache, small-cache-lora and sd15-cache-lora (run only by their ids)")
 	batch := fs.Int("batch", 0, "batch size of every row that runs (default: each row's own)")
 	repeats := fs.Int("repeats", 3, "timed repetitions after one warm-up run")
 	im2col := fs.String("conv", "auto", "convolution lowering: auto (im2col on the Go backend), im2col or native")
