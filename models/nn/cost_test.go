@@ -92,3 +92,49 @@ func TestFusedAttentionMatchesDecomposed(t *testing.T) {
 		t.Errorf("FusedAttention without ForwardOnly changed the graph")
 	}
 }
+
+// TestForwardAttentionChunks: a forward-only attention split into chunks of
+// heads (one head each, and 4+2 of 6) computes the differentiable
+// lowering's attention with the same product FLOPs.
+func TestForwardAttentionChunks(t *testing.T) {
+	b, _, err := backend.Default("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	const B, N, M, heads, C = 2, 9, 5, 3, 12
+	q, k, v := NormalTensor(rng, B, N, C), NormalTensor(rng, B, M, C), NormalTensor(rng, B, M, C)
+	run := func(forwardOnly bool) ([]float32, float64) {
+		var flops float64
+		exec, err := NewExec(b, func(q, k, v *Node) *Node {
+			p := NewParams(nil, nil, Options{})
+			if forwardOnly {
+				p = p.ForwardOnly()
+			}
+			out := Attention(p.Root(""), q, k, v, heads)
+			flops = GraphFLOPs([]*Node{out})
+			return out
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Exec(q, k, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _, _ := TensorFloat32(out[0])
+		return data, flops
+	}
+	want, wantFLOPs := run(false)
+	defer func(saved int) { scoresChunkBytes = saved }(scoresChunkBytes)
+	for _, per := range []int{1, 4} {
+		scoresChunkBytes = per * 4 * N * M
+		got, flops := run(true)
+		if d := maxAbs(got, want); d > 1e-6 {
+			t.Errorf("%d heads a chunk: attention differs from the differentiable one by %g", per, d)
+		}
+		if flops != wantFLOPs {
+			t.Errorf("%d heads a chunk: %g FLOPs, want %g", per, flops, wantFLOPs)
+		}
+	}
+}
