@@ -282,17 +282,17 @@ func decomposedAttention(q, k, v *Node, B, N, M, heads, d int, forwardOnly bool)
 	G := B * heads
 	q = TransposeAllAxes(Reshape(MulScalar(q, 1/math.Sqrt(float64(d))), B, N, heads, d), 0, 2, 1, 3) // [B,h,N,d]
 	kT := TransposeAllAxes(Reshape(k, B, M, heads, d), 0, 2, 3, 1)                                   // [B,h,d,M]
-	qg, kg := Reshape(q, G, N, d), Reshape(kT, G, d, M)
+	v = TransposeAllAxes(Reshape(v, B, M, heads, d), 0, 2, 1, 3)                                     // [B,h,M,d]
+	qg, kg, vg := Reshape(q, G, N, d), Reshape(kT, G, d, M), Reshape(v, G, M, d)
+	var out *Node // [G,N,d]
 	if forwardOnly {
-		vT := TransposeAllAxes(Reshape(v, B, M, heads, d), 0, 2, 3, 1) // [B,h,d,M]
-		outT := forwardAttention(qg, kg, Reshape(vT, G, d, M))         // [G,d,N]
-		return Reshape(TransposeAllAxes(Reshape(outT, B, heads, d, N), 0, 3, 1, 2), B, N, C)
+		out = forwardAttention(qg, kg, vg)
+	} else {
+		// The softmax runs in float32 under mixed precision (upcast), its
+		// probabilities multiply v in v's dtype.
+		scores := upcast(batchedMatMul(qg, kg)) // [G,N,M]
+		out = probsMatMul(downcast(softmaxLastAxis(scores), vg.DType()), vg)
 	}
-	vg := Reshape(TransposeAllAxes(Reshape(v, B, M, heads, d), 0, 2, 1, 3), G, M, d) // [G,M,d]
-	// The softmax runs in float32 under mixed precision (upcast), its
-	// probabilities multiply v in v's dtype.
-	scores := upcast(batchedMatMul(qg, kg))                               // [G,N,M]
-	out := probsMatMul(downcast(softmaxLastAxis(scores), vg.DType()), vg) // [G,N,d]
 	return Reshape(TransposeAllAxes(Reshape(out, B, heads, N, d), 0, 2, 1, 3), B, N, C)
 }
 
@@ -303,48 +303,33 @@ func decomposedAttention(q, k, v *Node, B, N, M, heads, d int, forwardOnly bool)
 // A variable so that tests can split tiny attentions.
 var scoresChunkBytes = 64 << 20
 
-// forwardAttention is softmax(q·k)·v for q [G,N,d], kT and vT [G,d,M]
-// (the 1/√d already in q), as oᵀ [G,d,N], a few of the G heads at a time.
-//
-// p·v is computed as vᵀ·pᵀ: the packed GEMM re-packs its left operand for
-// every panel of output columns and runs 32-column strips, so p [N,M] on the
-// left with v's d (40–160) columns packed all N·M probabilities for d
-// products each and ran d=40 at 40/64 of its strips; on the right p is packed
-// for the d rows of vᵀ, and the strips run N columns.
-//
-// Each chunk's q waits for the previous chunk's output (after): without
-// it the backend, which runs independent nodes side by side, would start
-// every chunk's scores at once and the bound would bound nothing.
-func forwardAttention(q, kT, vT *Node) *Node {
+// forwardAttention is softmax(q·k)·v for q [G,N,d], kT [G,d,M] and
+// v [G,M,d] (the 1/√d already in q), as [G,N,d], a few of the G heads at a
+// time. Each chunk's q waits for the previous chunk's output (a scheduling
+// barrier): without it the backend, which runs independent nodes side by side, would
+// start every chunk's scores at once and the bound would bound nothing.
+// As in the differentiable lowering, the softmax runs in float32.
+func forwardAttention(q, kT, v *Node) *Node {
 	qd := q.Shape().Dimensions
 	G, N, M := qd[0], qd[1], kT.Shape().Dimensions[2]
 	per := max(1, scoresChunkBytes/(4*N*M))
 	var outs []*Node
 	for g0 := 0; g0 < G; g0 += per {
-		qc, kc, vc := q, kT, vT
+		qc, kc, vc := q, kT, v
 		if per < G {
 			g := AxisRange(g0, min(G, g0+per))
-			qc, kc, vc = Slice(q, g), Slice(kT, g), Slice(vT, g)
+			qc, kc, vc = Slice(q, g), Slice(kT, g), Slice(v, g)
 		}
 		if len(outs) > 0 {
-			qc = after(outs[len(outs)-1], qc)
+			qc = SchedulingBarrier(qc, outs[len(outs)-1])
 		}
-		// The softmax runs in float32 under mixed precision (upcast), its
-		// probabilities multiply v in v's dtype.
 		p := downcast(Softmax(upcast(matMul(qc, kc)), -1), vc.DType())
-		outs = append(outs, DotGeneral(vc, []int{2}, []int{0}, p, []int{2}, []int{0}))
+		outs = append(outs, matMul(p, vc))
 	}
 	if len(outs) == 1 {
 		return outs[0]
 	}
 	return Concatenate(outs, 0)
-}
-
-// after is x, computed only once y is: a select between x and x on a
-// condition read from y's first element, whatever that is.
-func after(y, x *Node) *Node {
-	first := Reshape(Slice(y, AxisRange(0, 1), AxisRange(0, 1), AxisRange(0, 1)))
-	return Where(IsNaN(ConvertDType(first, dtypes.Float32)), x, x)
 }
 
 // softmaxLastAxis is graph.Softmax over the last axis, differentiated in
