@@ -88,12 +88,12 @@ func conv2d(x, w *Node, cp ConvParams, im2col, forwardOnly bool) *Node {
 	}
 	B, C, H, W := xd[0], xd[1], xd[2], xd[3]
 	O, kh, kw := wd[0], wd[2], wd[3]
-	xp := padSpatial(x, cp.Padding)
 	Hp, Wp := H+cp.Padding[0]+cp.Padding[1], W+cp.Padding[2]+cp.Padding[3]
 	Ho, Wo := (Hp-kh)/stride+1, (Wp-kw)/stride+1
 	if forwardOnly {
-		return im2colForward(xp, w, stride, Ho, Wo)
+		return im2colForward(x, w, stride, cp.Padding, Ho, Wo)
 	}
+	xp := padSpatial(x, cp.Padding)
 	var cols *Node
 	if kh == 1 && kw == 1 && stride == 1 {
 		cols = Reshape(xp, B, C, Ho*Wo)
@@ -108,7 +108,7 @@ func conv2d(x, w *Node, cp ConvParams, im2col, forwardOnly bool) *Node {
 	return Reshape(convMatMul(wm, cols), B, O, Ho, Wo)
 }
 
-// im2colForward is the im2col convolution of the padded xp [B,C,Hp,Wp]
+// im2colForward is the im2col convolution of x [B,C,H,W] with padding pad
 // for a graph that takes no gradient: the OIHW weight is contracted as it
 // stands, [O,C·kh·kw]·[C·kh·kw,B·P], with the columns built channel-major.
 // On the Go backend a reshape or broadcast of a weight is a copy, and a
@@ -118,26 +118,49 @@ func conv2d(x, w *Node, cp ConvParams, im2col, forwardOnly bool) *Node {
 // 8×8 latent, where activations are negligible, peaked at 8.1 GB with
 // them and 4.7 GB without (3.4 GB of weights). The price is two
 // transposes of activations when B > 1.
-func im2colForward(xp, w *Node, stride, Ho, Wo int) *Node {
-	xd, wd := xp.Shape().Dimensions, w.Shape().Dimensions
+func im2colForward(x, w *Node, stride int, pad [4]int, Ho, Wo int) *Node {
+	xd, wd := x.Shape().Dimensions, w.Shape().Dimensions
 	B, C, O, kh, kw := xd[0], xd[1], wd[0], wd[2], wd[3]
-	xc := xp
+	xc := x
 	if B > 1 {
-		xc = TransposeAllAxes(xp, 1, 0, 2, 3) // [C,B,Hp,Wp]
+		xc = TransposeAllAxes(x, 1, 0, 2, 3) // [C,B,H,W]
 	} else {
-		xc = Reshape(xp, C, 1, xd[2], xd[3])
+		xc = Reshape(x, C, 1, xd[2], xd[3])
 	}
 	var cols *Node
-	if kh == 1 && kw == 1 && stride == 1 {
+	switch {
+	case kh == 1 && kw == 1 && stride == 1 && pad == [4]int{}:
 		cols = xc
-	} else {
-		cols = Stack(patches(xc, kh, kw, stride, Ho, Wo), 1) // [C, kh*kw, B, Ho, Wo]
+	case stride == 1:
+		cols = Stack(windows(xc, kh, kw, pad, Ho, Wo), 1) // [C, kh*kw, B, Ho, Wo]
+	default:
+		cols = Stack(patches(padSpatial(xc, pad), kh, kw, stride, Ho, Wo), 1)
 	}
 	y := DotGeneral(w, []int{1, 2, 3}, nil, Reshape(cols, C, kh, kw, B*Ho*Wo), []int{0, 1, 2}, nil) // [O, B·P]
 	if B == 1 {
 		return Reshape(y, 1, O, Ho, Wo)
 	}
 	return TransposeAllAxes(Reshape(y, O, B, Ho, Wo), 1, 0, 2, 3)
+}
+
+// windows are patches for stride 1 read straight from the unpadded x: each
+// window is a Pad of x whose negative ends crop it and whose positive ends
+// are the convolution's zero padding. The Go backend pads by copying whole
+// rows where Slice copies one element at a time, and the padded copy of x
+// is never made. Pad's negative ends have no gradient here: forward only.
+func windows(x *Node, kh, kw int, pad [4]int, Ho, Wo int) []*Node {
+	d := x.Shape().Dimensions
+	H, W := d[2], d[3]
+	zero := ScalarZero(x.Graph(), x.DType())
+	out := make([]*Node, 0, kh*kw)
+	for dy := range kh {
+		for dx := range kw {
+			top, left := pad[0]-dy, pad[2]-dx // window row i is x row i-top
+			out = append(out, Pad(x, zero, compute.PadAxis{}, compute.PadAxis{},
+				compute.PadAxis{Start: top, End: Ho - H - top}, compute.PadAxis{Start: left, End: Wo - W - left}))
+		}
+	}
+	return out
 }
 
 // patches are the kh·kw strided windows of x's last two axes, each Ho×Wo,
