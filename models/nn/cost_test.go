@@ -94,7 +94,7 @@ func TestFusedAttentionMatchesDecomposed(t *testing.T) {
 }
 
 // TestForwardAttentionChunks: a forward-only attention split into chunks of
-// heads (one head each, and 4+2 of 6) computes the differentiable
+// heads (one head each, and 4+2 of 6) or of query rows (8+1 of 9) computes the differentiable
 // lowering's attention with the same product FLOPs.
 func TestForwardAttentionChunks(t *testing.T) {
 	b, _, err := backend.Default("")
@@ -127,14 +127,17 @@ func TestForwardAttentionChunks(t *testing.T) {
 	}
 	want, wantFLOPs := run(false)
 	defer func(saved int) { scoresChunkBytes = saved }(scoresChunkBytes)
-	for _, per := range []int{1, 4} {
-		scoresChunkBytes = per * 4 * N * M
+	for _, c := range []struct {
+		name  string
+		bound int
+	}{{"1 head a chunk", 4 * N * M}, {"4 heads a chunk", 4 * 4 * N * M}, {"8 rows a chunk", 4 * 8 * M}} {
+		scoresChunkBytes = c.bound
 		got, flops := run(true)
 		if d := maxAbs(got, want); d > 1e-6 {
-			t.Errorf("%d heads a chunk: attention differs from the differentiable one by %g", per, d)
+			t.Errorf("%s: attention differs from the differentiable one by %g", c.name, d)
 		}
 		if flops != wantFLOPs {
-			t.Errorf("%d heads a chunk: %g FLOPs, want %g", per, flops, wantFLOPs)
+			t.Errorf("%s: %g FLOPs, want %g", c.name, flops, wantFLOPs)
 		}
 	}
 }

@@ -322,37 +322,56 @@ func decomposedAttention(q, k, v *Node, B, N, M, heads, d int, forwardOnly bool)
 // scoresChunkBytes bounds the float32 scores a forward-only attention holds
 // at once; their probabilities take as much again. An SD 1.5 self-attention
 // on a 64×64 latent has 8 heads of 4096×4096 scores, 512 MiB with all heads
-// at once: with 64 MiB (one head) a forward peaked about 0.9 GiB lower.
+// at once: with 16 MiB (a quarter of one head's queries) a forward peaked
+// about 1.3 GiB lower.
 // A variable so that tests can split tiny attentions.
-var scoresChunkBytes = 64 << 20
+var scoresChunkBytes = 16 << 20
 
 // forwardAttention is softmax(q·k)·v for q [G,N,d], kT [G,d,M] and
 // v [G,M,d] (the 1/√d already in q), as [G,N,d], a few of the G heads at a
-// time. Each chunk's q waits for the previous chunk's output (a scheduling
-// barrier): without it the backend, which runs independent nodes side by side, would
-// start every chunk's scores at once and the bound would bound nothing.
+// time, or a few query rows of one head when one head's scores exceed
+// scoresChunkBytes. Each chunk's q waits for the previous chunk's output (a
+// scheduling barrier): without it the backend, which runs independent nodes
+// side by side, would start every chunk's scores at once and the bound would
+// bound nothing.
 // As in the differentiable lowering, the softmax runs in float32.
 func forwardAttention(q, kT, v *Node) *Node {
 	qd := q.Shape().Dimensions
 	G, N, M := qd[0], qd[1], kT.Shape().Dimensions[2]
-	per := max(1, scoresChunkBytes/(4*N*M))
-	var outs []*Node
+	per := max(1, scoresChunkBytes/(4*N*M))        // heads a chunk
+	rows := min(N, max(8, scoresChunkBytes/(4*M))) // query rows a chunk, when one head is too large
+	var prev *Node
+	var heads []*Node
 	for g0 := 0; g0 < G; g0 += per {
-		qc, kc, vc := q, kT, v
+		g := AxisRange(g0, min(G, g0+per))
+		kc, vc := kT, v
 		if per < G {
-			g := AxisRange(g0, min(G, g0+per))
-			qc, kc, vc = Slice(q, g), Slice(kT, g), Slice(v, g)
+			kc, vc = Slice(kT, g), Slice(v, g)
 		}
-		if len(outs) > 0 {
-			qc = SchedulingBarrier(qc, outs[len(outs)-1])
+		var parts []*Node
+		for n0 := 0; n0 < N; n0 += rows {
+			qc := q
+			if per < G || rows < N {
+				qc = Slice(q, g, AxisRange(n0, min(N, n0+rows)))
+			}
+			if prev != nil {
+				qc = SchedulingBarrier(qc, prev)
+			}
+			p := downcast(Softmax(upcast(matMul(qc, kc)), -1), vc.DType())
+			prev = matMul(p, vc)
+			parts = append(parts, prev)
 		}
-		p := downcast(Softmax(upcast(matMul(qc, kc)), -1), vc.DType())
-		outs = append(outs, matMul(p, vc))
+		heads = append(heads, concat(parts, 1))
 	}
-	if len(outs) == 1 {
-		return outs[0]
+	return concat(heads, 0)
+}
+
+// concat is Concatenate(xs, axis), or xs[0] alone.
+func concat(xs []*Node, axis int) *Node {
+	if len(xs) == 1 {
+		return xs[0]
 	}
-	return Concatenate(outs, 0)
+	return Concatenate(xs, axis)
 }
 
 // softmaxLastAxis is graph.Softmax over the last axis, differentiated in
