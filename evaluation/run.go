@@ -34,7 +34,10 @@ func Run(ctx context.Context, cfg Config, o RunOptions) (*Report, error) {
 			f()
 		}
 	}()
-	load := func(dir string) (*pipeline.Pipeline, error) { return pipeline.Load(dir, "", "", "") }
+	// Weights go straight into the backend's buffers (pipeline.LoadOn), as
+	// `golcm sample` reads them: sampling only reads them, and they are held
+	// once rather than as host copies and buffers.
+	load := func(dir string) (*pipeline.Pipeline, error) { return pipeline.LoadOn(o.Backend, dir, "", "", "") }
 	sampler := func(p *pipeline.Pipeline, adapters *lora.Adapters) (*sampling.Sampler, error) {
 		s, err := sampling.NewSampler(o.Backend, p, nil, adapters, o.NN)
 		if err != nil {

@@ -4,9 +4,11 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read as math
+	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/golcm/golcm/backend"
 )
@@ -56,25 +58,7 @@ func TestFusedAttentionMatchesDecomposed(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	q, k, v := NormalTensor(rng, 2, 9, 12), NormalTensor(rng, 2, 5, 12), NormalTensor(rng, 2, 5, 12)
 	run := func(fused, forwardOnly bool) ([]float32, float64) {
-		var flops float64
-		exec, err := NewExec(b, func(q, k, v *Node) *Node {
-			p := NewParams(nil, nil, Options{FusedAttention: fused})
-			if forwardOnly {
-				p = p.ForwardOnly()
-			}
-			out := Attention(p.Root(""), q, k, v, 3)
-			flops = GraphFLOPs([]*Node{out})
-			return out
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, err := exec.Exec(q, k, v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, _, _ := TensorFloat32(out[0])
-		return data, flops
+		return runAttention(t, b, q, k, v, 3, fused, forwardOnly)
 	}
 	want, wantFLOPs := run(false, false)
 	got, gotFLOPs := run(true, true)
@@ -91,4 +75,61 @@ func TestFusedAttentionMatchesDecomposed(t *testing.T) {
 	if _, flops := run(true, false); flops != wantFLOPs {
 		t.Errorf("FusedAttention without ForwardOnly changed the graph")
 	}
+}
+
+// TestForwardAttentionChunks: a forward-only attention split into chunks of
+// heads (one head each, and 4+2 of 6) or of query rows (8+1 of 9) computes
+// the differentiable lowering's attention with the same product FLOPs.
+func TestForwardAttentionChunks(t *testing.T) {
+	b, _, err := backend.Default("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	const B, N, M, heads, C = 2, 9, 5, 3, 12
+	q, k, v := NormalTensor(rng, B, N, C), NormalTensor(rng, B, M, C), NormalTensor(rng, B, M, C)
+	run := func(forwardOnly bool) ([]float32, float64) {
+		return runAttention(t, b, q, k, v, heads, false, forwardOnly)
+	}
+	want, wantFLOPs := run(false)
+	defer func(saved int) { scoresChunkBytes = saved }(scoresChunkBytes)
+	for _, c := range []struct {
+		name  string
+		bound int
+	}{{"1 head a chunk", 4 * N * M}, {"4 heads a chunk", 4 * 4 * N * M}, {"8 rows a chunk", 4 * 8 * M}} {
+		scoresChunkBytes = c.bound
+		got, flops := run(true)
+		if d := maxAbs(got, want); d > 1e-6 {
+			t.Errorf("%s: attention differs from the differentiable one by %g", c.name, d)
+		}
+		if flops != wantFLOPs {
+			t.Errorf("%s: %g FLOPs, want %g", c.name, flops, wantFLOPs)
+		}
+	}
+}
+
+// runAttention computes Attention(q, k, v) with heads heads, with
+// FusedAttention set to fused, in a forward-only view or not, and returns
+// its values and its graph's product FLOPs.
+func runAttention(t *testing.T, b compute.Backend, q, k, v *tensors.Tensor, heads int, fused, forwardOnly bool) ([]float32, float64) {
+	t.Helper()
+	var flops float64
+	exec, err := NewExec(b, func(q, k, v *Node) *Node {
+		p := NewParams(nil, nil, Options{FusedAttention: fused})
+		if forwardOnly {
+			p = p.ForwardOnly()
+		}
+		out := Attention(p.Root(""), q, k, v, heads)
+		flops = GraphFLOPs([]*Node{out})
+		return out
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Exec(q, k, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _, _ := TensorFloat32(out[0])
+	return data, flops
 }

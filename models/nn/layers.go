@@ -88,12 +88,12 @@ func conv2d(x, w *Node, cp ConvParams, im2col, forwardOnly bool) *Node {
 	}
 	B, C, H, W := xd[0], xd[1], xd[2], xd[3]
 	O, kh, kw := wd[0], wd[2], wd[3]
-	xp := padSpatial(x, cp.Padding)
 	Hp, Wp := H+cp.Padding[0]+cp.Padding[1], W+cp.Padding[2]+cp.Padding[3]
 	Ho, Wo := (Hp-kh)/stride+1, (Wp-kw)/stride+1
 	if forwardOnly {
-		return im2colForward(xp, w, stride, Ho, Wo)
+		return im2colForward(x, w, stride, cp.Padding, Ho, Wo)
 	}
+	xp := padSpatial(x, cp.Padding)
 	var cols *Node
 	if kh == 1 && kw == 1 && stride == 1 {
 		cols = Reshape(xp, B, C, Ho*Wo)
@@ -108,7 +108,7 @@ func conv2d(x, w *Node, cp ConvParams, im2col, forwardOnly bool) *Node {
 	return Reshape(convMatMul(wm, cols), B, O, Ho, Wo)
 }
 
-// im2colForward is the im2col convolution of the padded xp [B,C,Hp,Wp]
+// im2colForward is the im2col convolution of x [B,C,H,W] with padding pad
 // for a graph that takes no gradient: the OIHW weight is contracted as it
 // stands, [O,C·kh·kw]·[C·kh·kw,B·P], with the columns built channel-major.
 // On the Go backend a reshape or broadcast of a weight is a copy, and a
@@ -118,26 +118,49 @@ func conv2d(x, w *Node, cp ConvParams, im2col, forwardOnly bool) *Node {
 // 8×8 latent, where activations are negligible, peaked at 8.1 GB with
 // them and 4.7 GB without (3.4 GB of weights). The price is two
 // transposes of activations when B > 1.
-func im2colForward(xp, w *Node, stride, Ho, Wo int) *Node {
-	xd, wd := xp.Shape().Dimensions, w.Shape().Dimensions
+func im2colForward(x, w *Node, stride int, pad [4]int, Ho, Wo int) *Node {
+	xd, wd := x.Shape().Dimensions, w.Shape().Dimensions
 	B, C, O, kh, kw := xd[0], xd[1], wd[0], wd[2], wd[3]
-	xc := xp
+	xc := x
 	if B > 1 {
-		xc = TransposeAllAxes(xp, 1, 0, 2, 3) // [C,B,Hp,Wp]
+		xc = TransposeAllAxes(x, 1, 0, 2, 3) // [C,B,H,W]
 	} else {
-		xc = Reshape(xp, C, 1, xd[2], xd[3])
+		xc = Reshape(x, C, 1, xd[2], xd[3])
 	}
 	var cols *Node
-	if kh == 1 && kw == 1 && stride == 1 {
+	switch {
+	case kh == 1 && kw == 1 && stride == 1 && pad == [4]int{}:
 		cols = xc
-	} else {
-		cols = Stack(patches(xc, kh, kw, stride, Ho, Wo), 1) // [C, kh*kw, B, Ho, Wo]
+	case stride == 1:
+		cols = Stack(windows(xc, kh, kw, pad, Ho, Wo), 1) // [C, kh*kw, B, Ho, Wo]
+	default:
+		cols = Stack(patches(padSpatial(xc, pad), kh, kw, stride, Ho, Wo), 1)
 	}
 	y := DotGeneral(w, []int{1, 2, 3}, nil, Reshape(cols, C, kh, kw, B*Ho*Wo), []int{0, 1, 2}, nil) // [O, B·P]
 	if B == 1 {
 		return Reshape(y, 1, O, Ho, Wo)
 	}
 	return TransposeAllAxes(Reshape(y, O, B, Ho, Wo), 1, 0, 2, 3)
+}
+
+// windows are patches for stride 1 read straight from the unpadded x: each
+// window is a Pad of x whose negative ends crop it and whose positive ends
+// are the convolution's zero padding. The Go backend pads by copying whole
+// rows where Slice copies one element at a time, and the padded copy of x
+// is never made. Pad's negative ends have no gradient here: forward only.
+func windows(x *Node, kh, kw int, pad [4]int, Ho, Wo int) []*Node {
+	d := x.Shape().Dimensions
+	H, W := d[2], d[3]
+	zero := ScalarZero(x.Graph(), x.DType())
+	out := make([]*Node, 0, kh*kw)
+	for dy := range kh {
+		for dx := range kw {
+			top, left := pad[0]-dy, pad[2]-dx // window row i is x row i-top
+			out = append(out, Pad(x, zero, compute.PadAxis{}, compute.PadAxis{},
+				compute.PadAxis{Start: top, End: Ho - H - top}, compute.PadAxis{Start: left, End: Wo - W - left}))
+		}
+	}
+	return out
 }
 
 // patches are the kh·kw strided windows of x's last two axes, each Ho×Wo,
@@ -284,16 +307,71 @@ func decomposedAttention(q, k, v *Node, B, N, M, heads, d int, forwardOnly bool)
 	kT := TransposeAllAxes(Reshape(k, B, M, heads, d), 0, 2, 3, 1)                                   // [B,h,d,M]
 	v = TransposeAllAxes(Reshape(v, B, M, heads, d), 0, 2, 1, 3)                                     // [B,h,M,d]
 	qg, kg, vg := Reshape(q, G, N, d), Reshape(kT, G, d, M), Reshape(v, G, M, d)
-	// The softmax runs in float32 under mixed precision (upcast), its
-	// probabilities multiply v in v's dtype.
-	var out *Node
+	var out *Node // [G,N,d]
 	if forwardOnly {
-		out = matMul(downcast(Softmax(upcast(matMul(qg, kg)), -1), vg.DType()), vg)
+		out = forwardAttention(qg, kg, vg)
 	} else {
-		scores := upcast(batchedMatMul(qg, kg))                              // [G,N,M]
-		out = probsMatMul(downcast(softmaxLastAxis(scores), vg.DType()), vg) // [G,N,d]
+		// The softmax runs in float32 under mixed precision (upcast), its
+		// probabilities multiply v in v's dtype.
+		scores := upcast(batchedMatMul(qg, kg)) // [G,N,M]
+		out = probsMatMul(downcast(softmaxLastAxis(scores), vg.DType()), vg)
 	}
 	return Reshape(TransposeAllAxes(Reshape(out, B, heads, N, d), 0, 2, 1, 3), B, N, C)
+}
+
+// scoresChunkBytes bounds the float32 scores a forward-only attention holds
+// at once; their probabilities take as much again. An SD 1.5 self-attention
+// on a 64×64 latent has 8 heads of 4096×4096 scores, 512 MiB with all heads
+// at once: with 16 MiB (a quarter of one head's queries) a forward peaked
+// about 1.3 GiB lower.
+// A variable so that tests can split tiny attentions.
+var scoresChunkBytes = 16 << 20
+
+// forwardAttention is softmax(q·k)·v for q [G,N,d], kT [G,d,M] and
+// v [G,M,d] (the 1/√d already in q), as [G,N,d], a few of the G heads at a
+// time, or a few query rows of one head when one head's scores exceed
+// scoresChunkBytes. Each chunk's q waits for the previous chunk's output (a
+// scheduling barrier): without it the backend, which runs independent nodes
+// side by side, would start every chunk's scores at once and the bound would
+// bound nothing.
+// As in the differentiable lowering, the softmax runs in float32.
+func forwardAttention(q, kT, v *Node) *Node {
+	qd := q.Shape().Dimensions
+	G, N, M := qd[0], qd[1], kT.Shape().Dimensions[2]
+	per := max(1, scoresChunkBytes/(4*N*M))        // heads a chunk
+	rows := min(N, max(8, scoresChunkBytes/(4*M))) // query rows a chunk, when one head is too large
+	var prev *Node
+	var heads []*Node
+	for g0 := 0; g0 < G; g0 += per {
+		g := AxisRange(g0, min(G, g0+per))
+		kc, vc := kT, v
+		if per < G {
+			kc, vc = Slice(kT, g), Slice(v, g)
+		}
+		var parts []*Node
+		for n0 := 0; n0 < N; n0 += rows {
+			qc := q
+			if per < G || rows < N {
+				qc = Slice(q, g, AxisRange(n0, min(N, n0+rows)))
+			}
+			if prev != nil {
+				qc = SchedulingBarrier(qc, prev)
+			}
+			p := downcast(Softmax(upcast(matMul(qc, kc)), -1), vc.DType())
+			prev = matMul(p, vc)
+			parts = append(parts, prev)
+		}
+		heads = append(heads, concat(parts, 1))
+	}
+	return concat(heads, 0)
+}
+
+// concat is Concatenate(xs, axis), or xs[0] alone.
+func concat(xs []*Node, axis int) *Node {
+	if len(xs) == 1 {
+		return xs[0]
+	}
+	return Concatenate(xs, axis)
 }
 
 // softmaxLastAxis is graph.Softmax over the last axis, differentiated in

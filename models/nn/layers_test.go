@@ -23,7 +23,7 @@ func maxAbs(a, b []float32) float64 {
 // TestConvLoweringsAgree: the im2col lowering computes the backend's
 // convolution, values and gradients, for the kernel, stride and padding
 // combinations the UNet and VAE use (3×3 same, 1×1, stride-2 with diffusers'
-// asymmetric (0,1,0,1) padding).
+// asymmetric (0,1,0,1) padding, and an asymmetric stride-1 padding).
 func TestConvLoweringsAgree(t *testing.T) {
 	b, _, err := backend.Default("")
 	if err != nil {
@@ -33,7 +33,7 @@ func TestConvLoweringsAgree(t *testing.T) {
 	for _, c := range []struct {
 		k, stride int
 		pad       [4]int
-	}{{3, 1, SamePadding(3)}, {1, 1, [4]int{}}, {3, 2, [4]int{1, 1, 1, 1}}, {3, 2, [4]int{0, 1, 0, 1}}} {
+	}{{3, 1, SamePadding(3)}, {1, 1, [4]int{}}, {3, 2, [4]int{1, 1, 1, 1}}, {3, 2, [4]int{0, 1, 0, 1}}, {3, 1, [4]int{0, 1, 2, 0}}} {
 		x := NormalTensor(rng, 2, 3, 7, 6)
 		w := NormalTensor(rng, 4, 3, c.k, c.k)
 		var results [2][]*tensors.Tensor
