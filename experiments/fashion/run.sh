@@ -26,10 +26,10 @@ stages=${*:-data init vae teacher classifier lcm lora eval check}
 
 # What QUICK shrinks: images converted, steps per stage, eval samples per prompt (see the check
 # stage for what so short a teacher does not learn yet).
-limit=0 vae_steps=300 teacher_steps=1500 classifier_steps=2000 lcd_steps=300 samples=50
+limit=0 vae_steps=300 teacher_steps=1500 classifier_steps=2000 lcm_steps=1200 lora_steps=300 samples=100
 seed=0
 if [ "$QUICK" = 1 ]; then
-	limit=2000 vae_steps=60 teacher_steps=250 classifier_steps=150 lcd_steps=40 samples=2 seed=${SEED:-0}
+	limit=2000 vae_steps=60 teacher_steps=250 classifier_steps=150 lcm_steps=40 lora_steps=40 samples=2 seed=${SEED:-0}
 fi
 quick() { [ "$QUICK" = 1 ] && echo "$@" || true; }
 # Shown and timed: stage NAME COMMAND... records the wall seconds in $OUT/NAME.time.
@@ -44,8 +44,7 @@ stage() {
 mkdir -p "$OUT"
 
 paths="-set model.path=$OUT/init -set data.sources=[\"$OUT/data/train/*.tar\"]"
-lcd="-set model.path=$OUT/teacher -set data.sources=[\"$OUT/data/train/*.tar\"] -set optim.max_train_steps=$lcd_steps
- -set run.resume=latest $(quick -set run.validation_every=0 -set run.checkpoint_every=20 -set run.seed=$seed)"
+lcd="-set model.path=$OUT/teacher -set data.sources=[\"$OUT/data/train/*.tar\"] -set run.resume=latest $(quick -set run.validation_every=0 -set run.checkpoint_every=20 -set run.seed=$seed)"
 for s in $stages; do
 	case $s in
 	data)
@@ -80,10 +79,12 @@ for s in $stages; do
 			# QUICK distils on a 20-point grid: its 40 steps move 1-step sampling (what its check
 			# asserts) much further than on lcm.toml's 50-point grid.
 			stage lcm $GOLCM train -f experiments/fashion/lcm.toml $lcd -set run.output_dir="$OUT/lcm" \
+				-set optim.max_train_steps=$lcm_steps \
 				$(quick -set distill.num_ddim_timesteps=20) ;;
 	lora)
 		[ -f "$OUT/lora/pytorch_lora_weights.safetensors" ] ||
-			stage lora $GOLCM train -f experiments/fashion/lora.toml $lcd -set run.output_dir="$OUT/lora" ;;
+			stage lora $GOLCM train -f experiments/fashion/lora.toml $lcd -set run.output_dir="$OUT/lora" \
+				-set optim.max_train_steps=$lora_steps ;;
 	eval)
 		# The teacher and the full LCM at the teacher's guidance 3 (the LCM embeds w = 2), the LoRA
 		# without CFG (as it was distilled); the undistilled rows are the teacher's UNet with the
