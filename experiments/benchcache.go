@@ -130,24 +130,10 @@ func writeCacheBenchPipeline(dir string, unetPreset []byte) error {
 	if err := pipeline.InitTiny(dir, 1); err != nil {
 		return err
 	}
-	vaeShapes := func(raw []byte, path string) (map[string][]int, error) {
-		cfg, err := vae.ParseConfig(raw, path)
-		if err != nil {
-			return nil, err
-		}
-		return cfg.ParamShapes(), nil
-	}
-	if err := resizeComponent(filepath.Join(dir, "vae"), "diffusion_pytorch_model.safetensors", sd15VAE, vaeShapes, 2); err != nil {
+	if err := resizeComponent(filepath.Join(dir, "vae"), "diffusion_pytorch_model.safetensors", sd15VAE, paramShapes(vae.ParseConfig), 2); err != nil {
 		return err
 	}
-	clipShapes := func(raw []byte, path string) (map[string][]int, error) {
-		cfg, err := clip.ParseConfig(raw, path)
-		if err != nil {
-			return nil, err
-		}
-		return cfg.ParamShapes(), nil
-	}
-	if err := resizeComponent(filepath.Join(dir, "text_encoder"), "model.safetensors", clipL, clipShapes, 3); err != nil {
+	if err := resizeComponent(filepath.Join(dir, "text_encoder"), "model.safetensors", clipL, paramShapes(clip.ParseConfig), 3); err != nil {
 		return err
 	}
 	var m map[string]any
@@ -164,6 +150,18 @@ func writeCacheBenchPipeline(dir string, unetPreset []byte) error {
 		return err
 	}
 	return (&unet.Model{Config: ucfg, Weights: nn.RandomWeights(ucfg.ParamShapes(), 4, 0.02), RawConfig: raw}).Save(filepath.Join(dir, "unet"))
+}
+
+// paramShapes turns a model package's ParseConfig into the parameter
+// shapes of the config it parses.
+func paramShapes[C interface{ ParamShapes() map[string][]int }](parse func([]byte, string) (C, error)) func([]byte, string) (map[string][]int, error) {
+	return func(raw []byte, path string) (map[string][]int, error) {
+		cfg, err := parse(raw, path)
+		if err != nil {
+			return nil, err
+		}
+		return cfg.ParamShapes(), nil
+	}
 }
 
 // resizeComponent sets keys in the component folder's config.json and
