@@ -32,7 +32,7 @@ func CopyComponent(src, dst, variant string) (err error) {
 		base := weightBase(name)
 		if strings.HasSuffix(name, ".json") {
 			keep[name] = base + ".safetensors.index.json"
-			shards, err := indexShards(chosen)
+			shards, err := IndexShards(chosen)
 			if err != nil {
 				return err
 			}
@@ -92,8 +92,9 @@ func weightBase(name string) string {
 	return ""
 }
 
-// indexShards lists the shard files a sharded checkpoint's index names.
-func indexShards(path string) ([]string, error) {
+// IndexShards lists, sorted and once each, the shard files a sharded
+// checkpoint's index (*.safetensors.index.json) names.
+func IndexShards(path string) ([]string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err

@@ -216,23 +216,10 @@ func componentFiles(dir, variant string) ([]string, error) {
 	}
 	files := []string{filepath.Join(dir, "config.json"), w}
 	if strings.HasSuffix(w, ".json") {
-		var index struct {
-			WeightMap map[string]string `json:"weight_map"`
-		}
-		data, err := os.ReadFile(w)
-		if err == nil {
-			err = json.Unmarshal(data, &index)
-		}
+		shards, err := hub.IndexShards(w)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", w, err)
+			return nil, err
 		}
-		var shards []string
-		for _, f := range index.WeightMap {
-			if !slices.Contains(shards, f) {
-				shards = append(shards, f)
-			}
-		}
-		slices.Sort(shards)
 		for _, f := range shards {
 			files = append(files, filepath.Join(filepath.Dir(w), f))
 		}

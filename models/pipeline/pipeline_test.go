@@ -348,3 +348,33 @@ func TestLoadOnReadsIntoBackendBuffers(t *testing.T) {
 		}
 	}
 }
+
+// TestComponentFilesSharded: a sharded component's files are its config,
+// the index and every shard the index names, once each and sorted (the
+// files a latent cache hashes for this component).
+func TestComponentFilesSharded(t *testing.T) {
+	dir := t.TempDir()
+	index := `{"metadata": {}, "weight_map": {"a.weight": "m-00002-of-00002.safetensors", "b.weight": "m-00001-of-00002.safetensors", "c.weight": "m-00002-of-00002.safetensors"}}`
+	for name, data := range map[string]string{"config.json": "{}", "diffusion_pytorch_model.safetensors.index.json": index} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := componentFiles(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"config.json", "diffusion_pytorch_model.safetensors.index.json", "m-00001-of-00002.safetensors", "m-00002-of-00002.safetensors"}
+	for i := range want {
+		want[i] = filepath.Join(dir, want[i])
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("componentFiles: %q, want %q", got, want)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "diffusion_pytorch_model.safetensors.index.json"), []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := componentFiles(dir, ""); err == nil || !strings.Contains(err.Error(), "index.json") {
+		t.Errorf("a broken index: error %v, want one naming the index file", err)
+	}
+}
