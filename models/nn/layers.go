@@ -8,6 +8,7 @@ import (
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read as math
+	"github.com/gomlx/gomlx/ml/layers/activation"
 )
 
 // Linear is torch.nn.Linear: y = x·Wᵀ + b, with weight [out, in] and an
@@ -19,18 +20,38 @@ func Linear(s Scope, x *Node) *Node {
 		panic(fmt.Errorf("%s: input has %d features, weight %v wants %d",
 			s.Path(), x.Shape().Dimensions[x.Rank()-1], w.Shape().Dimensions, w.Shape().Dimensions[1]))
 	}
+	b := s.Optional("bias")
 	var y *Node
-	if s.p.forwardOnly {
+	switch {
+	case s.p.forwardOnly && b != nil:
+		y = denseForward(x, w, b)
+	case s.p.forwardOnly:
 		y = DotGeneral(x, []int{x.Rank() - 1}, nil, w, []int{1}, nil)
-	} else {
+	default:
 		y = LinearNoBias(x, w)
 	}
-	if b := s.Optional("bias"); b != nil {
+	if b != nil && !s.p.forwardOnly {
 		y = Add(y, ExpandLeftToRank(b, y.Rank()))
 	}
 	if a := s.adapter(); a != nil {
 		y = a.Apply(s, x, y, nil)
 	}
+	return y
+}
+
+// denseForward is x·wᵀ + b for a forward-only pass, as the backend's fused
+// dense op where it has one: on the Go backend the bias is added as each
+// output tile of the product is written (its GEMM epilogue) instead of in a
+// single-threaded pass over the output afterwards.
+func denseForward(x, w, b *Node) *Node {
+	y, _ := InternalFusedOpCaller(
+		func() *Node {
+			return BackendFusedDense(x, w, b, compute.DenseConfig{WeightLayout: compute.DenseLayoutOutputsInput})
+		},
+		func() *Node {
+			y := DotGeneral(x, []int{x.Rank() - 1}, nil, w, []int{1}, nil)
+			return Add(y, ExpandLeftToRank(b, y.Rank()))
+		}, true)
 	return y
 }
 
@@ -187,7 +208,9 @@ func padSpatial(x *Node, p [4]int) *Node {
 }
 
 // GroupNorm is torch.nn.GroupNorm over axis 1 of x [B, C, ...] with biased
-// variance, then the per-channel affine weight and bias.
+// variance, then the per-channel affine weight and bias. A forward-only
+// view normalizes each group with the backend's fused layer norm (on the Go
+// backend one parallel pass instead of seven single-threaded ones).
 func GroupNorm(s Scope, x *Node, groups int, eps float64) *Node {
 	d := x.Shape().Dimensions
 	B, C := d[0], d[1]
@@ -196,10 +219,12 @@ func GroupNorm(s Scope, x *Node, groups int, eps float64) *Node {
 	}
 	in := x.DType()
 	g := Reshape(upcast(x), B, groups, -1)
-	mean := ReduceAndKeep(g, ReduceMean, 2)
-	centered := Sub(g, mean)
-	variance := ReduceAndKeep(Square(centered), ReduceMean, 2)
-	normed := Div(centered, Sqrt(AddScalar(variance, eps))) // Rsqrt has no gradient in GoMLX v0.28.2
+	var normed *Node
+	if s.p.forwardOnly {
+		normed = fusedNorm(g, eps, nil, nil)
+	} else {
+		normed = decomposedNorm(g, eps)
+	}
 	normed = Reshape(normed, d...)
 	affine := make([]int, len(d))
 	for i := range affine {
@@ -208,6 +233,35 @@ func GroupNorm(s Scope, x *Node, groups int, eps float64) *Node {
 	affine[1] = C
 	w, b := upcast(s.Param("weight")), upcast(s.Param("bias"))
 	return downcast(Add(Mul(normed, Reshape(w, affine...)), Reshape(b, affine...)), in)
+}
+
+// decomposedNorm is (x − mean)/√(var + eps) over the last axis of x, with
+// the biased variance, as differentiable graph ops.
+func decomposedNorm(x *Node, eps float64) *Node {
+	axis := x.Rank() - 1
+	mean := ReduceAndKeep(x, ReduceMean, axis)
+	centered := Sub(x, mean)
+	variance := ReduceAndKeep(Square(centered), ReduceMean, axis)
+	return Div(centered, Sqrt(AddScalar(variance, eps))) // Rsqrt has no gradient in GoMLX v0.28.2
+}
+
+// fusedNorm is decomposedNorm times gamma plus beta (each optional, over the
+// last axis) as the backend's fused layer norm, or as graph ops on a backend
+// without one. Only for forward-only passes: a gradient through the fused
+// op differentiates its decomposed copy, which the backward pass would then
+// also evaluate.
+func fusedNorm(x *Node, eps float64, gamma, beta *Node) *Node {
+	decomposed := func() *Node {
+		y := decomposedNorm(x, eps)
+		if gamma != nil {
+			y = Add(Mul(y, ExpandLeftToRank(gamma, y.Rank())), ExpandLeftToRank(beta, y.Rank()))
+		}
+		return y
+	}
+	y, _ := InternalFusedOpCaller(
+		func() *Node { return BackendFusedLayerNorm(x, []int{x.Rank() - 1}, eps, gamma, beta) },
+		decomposed, true)
+	return y
 }
 
 // upcast converts a half-precision x to float32, where mixed precision
@@ -229,24 +283,53 @@ func downcast(x *Node, dtype dtypes.DType) *Node {
 	return x
 }
 
-// LayerNorm is torch.nn.LayerNorm over the last axis with weight and bias.
+// LayerNorm is torch.nn.LayerNorm over the last axis with weight and bias;
+// a forward-only view runs it as the backend's fused layer norm.
 func LayerNorm(s Scope, x *Node, eps float64) *Node {
-	axis, in := x.Rank()-1, x.DType()
+	in := x.DType()
 	x = upcast(x)
-	mean := ReduceAndKeep(x, ReduceMean, axis)
-	centered := Sub(x, mean)
-	variance := ReduceAndKeep(Square(centered), ReduceMean, axis)
-	normed := Div(centered, Sqrt(AddScalar(variance, eps))) // Rsqrt has no gradient in GoMLX v0.28.2
-	w, b := ExpandLeftToRank(upcast(s.Param("weight")), x.Rank()), ExpandLeftToRank(upcast(s.Param("bias")), x.Rank())
-	return downcast(Add(Mul(normed, w), b), in)
+	w, b := upcast(s.Param("weight")), upcast(s.Param("bias"))
+	if s.p.forwardOnly {
+		return downcast(fusedNorm(x, eps, w, b), in)
+	}
+	normed := decomposedNorm(x, eps)
+	return downcast(Add(Mul(normed, ExpandLeftToRank(w, x.Rank())), ExpandLeftToRank(b, x.Rank())), in)
 }
 
-// SiLU is x·sigmoid(x).
-func SiLU(x *Node) *Node { return Mul(x, Sigmoid(x)) }
+// SiLU is x·sigmoid(x), as the backend's fused activation where it has one
+// (with its own gradient; on the Go backend one parallel pass instead of
+// two single-threaded ones), else as graph ops.
+func SiLU(x *Node) *Node {
+	return activation.Apply(activation.TypeSilu, x)
+}
 
-// GELU is the exact (erf) GELU of torch.nn.functional.gelu.
+// GELU is the exact (erf) GELU of torch.nn.functional.gelu, fused like SiLU.
 func GELU(x *Node) *Node {
-	return Mul(MulScalar(x, 0.5), OnePlus(Erf(MulScalar(x, 1/math.Sqrt2))))
+	return activation.Apply(activation.TypeGelu, x)
+}
+
+// SplitLastAxis cuts x into parts equal pieces along its last axis, like
+// torch.chunk. A forward-only view cuts them as Pads with negative ends,
+// which the Go backend copies a row at a time where Slice copies an
+// element at a time (negative pads have no gradient here).
+func SplitLastAxis(s Scope, x *Node, parts int) []*Node {
+	if !s.p.forwardOnly {
+		return Split(x, -1, parts)
+	}
+	d := x.Shape().Dimensions
+	n := d[len(d)-1]
+	if n%parts != 0 {
+		panic(fmt.Errorf("%s: last axis of %v does not split into %d parts", s.Path(), d, parts))
+	}
+	size := n / parts
+	zero := ScalarZero(x.Graph(), x.DType())
+	axes := make([]compute.PadAxis, len(d))
+	out := make([]*Node, parts)
+	for i := range parts {
+		axes[len(d)-1] = compute.PadAxis{Start: -i * size, End: -(n - (i+1)*size)}
+		out[i] = Pad(x, zero, axes...)
+	}
+	return out
 }
 
 // QuickGELU is x·sigmoid(1.702x), CLIP's activation.

@@ -131,14 +131,31 @@ func TestGroupNormMatchesFormula(t *testing.T) {
 	x := NormalTensor(rng, B, C, H, W)
 	gamma := NormalTensor(rng, C)
 	beta := NormalTensor(rng, C)
-	out, err := ExecOnce(b, func(x, gm, bt *Node) *Node {
-		p := NewParams([]string{"n.weight", "n.bias"}, []*Node{gm, bt}, Options{})
-		return GroupNorm(p.Root("n"), x, G, 1e-5)
-	}, x, gamma, beta)
-	if err != nil {
-		t.Fatal(err)
+	// The differentiable lowering and the forward-only one (the backend's
+	// fused layer norm over each group).
+	for _, forwardOnly := range []bool{false, true} {
+		out, err := ExecOnce(b, func(x, gm, bt *Node) *Node {
+			p := NewParams([]string{"n.weight", "n.bias"}, []*Node{gm, bt}, Options{})
+			if forwardOnly {
+				p = p.ForwardOnly()
+			}
+			return GroupNorm(p.Root("n"), x, G, 1e-5)
+		}, x, gamma, beta)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _, _ := TensorFloat32(out)
+		if worst := groupNormError(x, gamma, beta, got, G); worst > 1e-5 {
+			t.Errorf("GroupNorm (forward only: %v) differs from its definition by %g", forwardOnly, worst)
+		}
 	}
-	got, _, _ := TensorFloat32(out)
+}
+
+// groupNormError is the largest difference between got and a float64
+// host computation of torch.nn.GroupNorm (eps 1e-5) of x [B,C,H,W].
+func groupNormError(x, gamma, beta *tensors.Tensor, got []float32, G int) float64 {
+	d := x.Shape().Dimensions
+	B, C, H, W := d[0], d[1], d[2], d[3]
 	xs, _, _ := TensorFloat32(x)
 	gs, _, _ := TensorFloat32(gamma)
 	bs, _, _ := TensorFloat32(beta)
@@ -164,7 +181,116 @@ func TestGroupNormMatchesFormula(t *testing.T) {
 			}
 		}
 	}
+	return worst
+}
+
+// TestForwardOnlyLoweringsMatchFormulas: LayerNorm and Linear in both
+// views (forward-only: the backend's fused layer norm and dense op), the
+// fused SiLU and exact GELU with their gradients, and SplitLastAxis's
+// forward-only Pads, against float64 host computations of their
+// definitions.
+func TestForwardOnlyLoweringsMatchFormulas(t *testing.T) {
+	b, _, err := backend.Default("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	const N, C = 5, 12
+	x := NormalTensor(rng, 2, N, C)
+	gamma, beta := NormalTensor(rng, C), NormalTensor(rng, C)
+	xs, _, _ := TensorFloat32(x)
+	gs, _, _ := TensorFloat32(gamma)
+	bs, _, _ := TensorFloat32(beta)
+	const O = 7
+	lw, lb := NormalTensor(rng, O, C), NormalTensor(rng, O)
+	ws, _, _ := TensorFloat32(lw)
+	lbs, _, _ := TensorFloat32(lb)
+	for _, forwardOnly := range []bool{false, true} {
+		outs, err := ExecOnceN(b, func(x, gm, bt, lw, lb *Node) []*Node {
+			p := NewParams([]string{"n.weight", "n.bias", "l.weight", "l.bias"}, []*Node{gm, bt, lw, lb}, Options{})
+			if forwardOnly {
+				p = p.ForwardOnly()
+			}
+			s := p.Root("n")
+			return append([]*Node{LayerNorm(s, x, 1e-5), Linear(p.Root("l"), x)}, SplitLastAxis(s, x, 3)...)
+		}, x, gamma, beta, lw, lb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, _, _ := TensorFloat32(outs[0])
+		worst := 0.0
+		for r := range 2 * N {
+			row := xs[r*C : (r+1)*C]
+			var mean, sq float64
+			for _, v := range row {
+				mean += float64(v)
+			}
+			mean /= C
+			for _, v := range row {
+				sq += (float64(v) - mean) * (float64(v) - mean)
+			}
+			std := math.Sqrt(sq/C + 1e-5)
+			for c, v := range row {
+				want := (float64(v)-mean)/std*float64(gs[c]) + float64(bs[c])
+				worst = math.Max(worst, math.Abs(want-float64(ln[r*C+c])))
+			}
+		}
+		if worst > 1e-5 {
+			t.Errorf("LayerNorm (forward only: %v) differs from its definition by %g", forwardOnly, worst)
+		}
+		lin, _, _ := TensorFloat32(outs[1])
+		worst = 0
+		for r := range 2 * N {
+			for o := range O {
+				want := float64(lbs[o])
+				for c := range C {
+					want += float64(xs[r*C+c]) * float64(ws[o*C+c])
+				}
+				worst = math.Max(worst, math.Abs(want-float64(lin[r*O+o])))
+			}
+		}
+		if worst > 1e-5 {
+			t.Errorf("Linear (forward only: %v) differs from x·wᵀ+b by %g", forwardOnly, worst)
+		}
+		for part := range 3 {
+			got, _, _ := TensorFloat32(outs[2+part])
+			if len(got) != 2*N*C/3 {
+				t.Fatalf("SplitLastAxis part %d has %d values, want %d", part, len(got), 2*N*C/3)
+			}
+			for r := range 2 * N {
+				for c := range C / 3 {
+					if g, w := got[r*C/3+c], xs[r*C+part*C/3+c]; g != w {
+						t.Fatalf("SplitLastAxis (forward only: %v) part %d [%d,%d] = %g, want %g", forwardOnly, part, r, c, g, w)
+					}
+				}
+			}
+		}
+	}
+	// SiLU and GELU and their derivatives (the gradient of the sum).
+	outs, err := ExecOnceN(b, func(x *Node) []*Node {
+		silu, gelu := SiLU(x), GELU(x)
+		g := Gradient(Add(ReduceAllSum(silu), ReduceAllSum(gelu)), x)
+		gs := Gradient(ReduceAllSum(SiLU(x)), x)
+		return []*Node{silu, gelu, gs[0], Sub(g[0], gs[0])}
+	}, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vals [4][]float32
+	for i := range vals {
+		vals[i], _, _ = TensorFloat32(outs[i])
+	}
+	worst := 0.0
+	for i, v := range xs {
+		x := float64(v)
+		sig := 1 / (1 + math.Exp(-x))
+		cdf := 0.5 * (1 + math.Erf(x/math.Sqrt2))
+		pdf := math.Exp(-x*x/2) / math.Sqrt(2*math.Pi)
+		for k, want := range []float64{x * sig, x * cdf, sig * (1 + x*(1-sig)), cdf + x*pdf} {
+			worst = math.Max(worst, math.Abs(want-float64(vals[k][i])))
+		}
+	}
 	if worst > 1e-5 {
-		t.Errorf("GroupNorm differs from its definition by %g", worst)
+		t.Errorf("SiLU/GELU or their gradients differ from their definitions by %g", worst)
 	}
 }

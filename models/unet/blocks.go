@@ -101,7 +101,7 @@ func attention(s nn.Scope, x, context *Node, heads int) *Node {
 // times GELU of the second, then back to the width.
 func geglu(s nn.Scope, x *Node) *Node {
 	p := nn.Linear(s.In("net", 0, "proj"), x)
-	halves := Split(p, -1, 2)
+	halves := nn.SplitLastAxis(s, p, 2)
 	return nn.Linear(s.In("net", 2), Mul(halves[0], nn.GELU(halves[1])))
 }
 
