@@ -11,7 +11,7 @@
 # prints the median run_s of each build and the ratio OLD/NEW (above 1: NEW is
 # faster) as the median of the per-round ratios with their range, and the
 # median peak_rss of each. Speed claims are these ratios, never seconds from
-# another run.
+# another run. With KEEP=DIR set, each run's bench table stays in DIR.
 set -euo pipefail
 
 rounds=5
@@ -31,6 +31,11 @@ done
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
+if [[ -n ${KEEP:-} ]]; then
+	# KEEP=DIR keeps every run's whole bench table (old.N, new.N), whose
+	# %mm columns give each row's share of the matmul rate of that run.
+	mkdir -p "$KEEP" && out=$KEEP && trap - EXIT
+fi
 for ((r = 1; r <= rounds; r++)); do
 	order=("old" "new")
 	((r % 2 == 0)) && order=("new" "old")

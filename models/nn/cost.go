@@ -10,7 +10,7 @@ import (
 )
 
 // Cost counts the floating-point operations of the products (DotGeneral,
-// convolutions, fused attention) that Programs compiled with it run: the
+// convolutions, fused dense layers and attention) that Programs compiled with it run: the
 // work a matmul rate bounds. Element-wise ops, reductions and copies are
 // not counted; they are a few percent of a UNet's arithmetic.
 type Cost struct {
@@ -92,6 +92,14 @@ func nodeFLOPs(n *Node) float64 {
 		axis, _ := strconv.Atoi(m[1])
 		kernel := in[1].Shape()
 		return 2 * float64(n.Shape().Size()) * float64(kernel.Size()) / float64(kernel.Dimensions[axis])
+	case NodeTypeFusedDense:
+		// x [..., in] times the weight: 2·in per output element (the bias
+		// and activation are not products).
+		if len(in) < 1 {
+			return 0
+		}
+		x := in[0].Shape()
+		return 2 * float64(n.Shape().Size()) * float64(x.Dimensions[x.Rank()-1])
 	case NodeTypeFusedScaledDotProductAttention:
 		if len(in) < 2 || in[0].Rank() != 4 {
 			return 0

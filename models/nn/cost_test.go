@@ -29,6 +29,8 @@ func TestGraphFLOPs(t *testing.T) {
 	conv := Conv2dWith(img, kernel, ConvParams{Stride: 1}, false) // [2,6,7,7]
 	q, k := param("q", 2, 10, 3, 8), param("k", 2, 12, 3, 8)
 	sdpa, _ := BackendFusedScaledDotProductAttention(q, k, k, 1, nil) // BSHD
+	dense := BackendFusedDense(x, param("w", 13, 7), param("bias", 13),
+		compute.DenseConfig{WeightLayout: compute.DenseLayoutOutputsInput}) // [3,5,13], K=7
 	_ = MatMul(param("unused", 100, 100), param("unused2", 100, 100))
 	for _, c := range []struct {
 		name string
@@ -38,6 +40,7 @@ func TestGraphFLOPs(t *testing.T) {
 		{"DotGeneral", prod, 2 * 3 * 5 * 11 * 7},
 		{"ConvGeneral", conv, 2 * (2 * 6 * 7 * 7) * (4 * 3 * 3)},
 		{"FusedSDPA", sdpa, 4 * 2 * 3 * 10 * 12 * 8},
+		{"FusedDense", dense, 2 * 3 * 5 * 13 * 7},
 	} {
 		if got := GraphFLOPs([]*Node{c.out}); got != c.want {
 			t.Errorf("%s: %g FLOPs, want %g", c.name, got, c.want)

@@ -210,7 +210,7 @@ func padSpatial(x *Node, p [4]int) *Node {
 // GroupNorm is torch.nn.GroupNorm over axis 1 of x [B, C, ...] with biased
 // variance, then the per-channel affine weight and bias. A forward-only
 // view normalizes each group with the backend's fused layer norm (on the Go
-// backend one parallel pass instead of seven single-threaded ones).
+// backend one parallel pass instead of seven ops, most single-threaded).
 func GroupNorm(s Scope, x *Node, groups int, eps float64) *Node {
 	d := x.Shape().Dimensions
 	B, C := d[0], d[1]
@@ -297,8 +297,8 @@ func LayerNorm(s Scope, x *Node, eps float64) *Node {
 }
 
 // SiLU is x·sigmoid(x), as the backend's fused activation where it has one
-// (with its own gradient; on the Go backend one parallel pass instead of
-// two single-threaded ones), else as graph ops.
+// (with its own gradient; on the Go backend one parallel pass instead of a
+// sigmoid and a single-threaded product), else as graph ops.
 func SiLU(x *Node) *Node {
 	return activation.Apply(activation.TypeSilu, x)
 }
@@ -323,9 +323,9 @@ func SplitLastAxis(s Scope, x *Node, parts int) []*Node {
 	}
 	size := n / parts
 	zero := ScalarZero(x.Graph(), x.DType())
-	axes := make([]compute.PadAxis, len(d))
 	out := make([]*Node, parts)
 	for i := range parts {
+		axes := make([]compute.PadAxis, len(d))
 		axes[len(d)-1] = compute.PadAxis{Start: -i * size, End: -(n - (i+1)*size)}
 		out[i] = Pad(x, zero, axes...)
 	}

@@ -98,9 +98,11 @@ func (p *Params) WithAdapters(lookup func(module string) Adapter) *Params {
 
 // ForwardOnly returns a view of the same parameters for a pass that takes
 // no gradient (a teacher or target pass, sampling), whose attention may then
-// use the backend's fused forward (Options.FusedAttention). A gradient
-// through such a pass is still right, through the decomposed attention,
-// which it then also computes.
+// use the backend's fused forward (Options.FusedAttention), and whose
+// layer and group norms and biased linear layers run as the backend's
+// fused ops. A gradient through such a pass is still right, through their
+// decomposed forms, which it then also computes (except through
+// SplitLastAxis, whose forward-only Pads have none).
 func (p *Params) ForwardOnly() *Params {
 	q := *p
 	q.forwardOnly = true
