@@ -34,7 +34,10 @@ trap 'rm -rf "$out"' EXIT
 if [[ -n ${KEEP:-} ]]; then
 	# KEEP=DIR keeps every run's whole bench table (old.N, new.N), whose
 	# %mm columns give each row's share of the matmul rate of that run.
-	mkdir -p "$KEEP" && out=$KEEP && trap - EXIT
+	mkdir -p "$KEEP" || { echo "compare.sh: KEEP=$KEEP: cannot make that folder" >&2; exit 2; }
+	rm -rf "$out"
+	out=$KEEP
+	trap - EXIT
 fi
 for ((r = 1; r <= rounds; r++)); do
 	order=("old" "new")

@@ -22,16 +22,10 @@ func Linear(s Scope, x *Node) *Node {
 	}
 	b := s.Optional("bias")
 	var y *Node
-	switch {
-	case s.p.forwardOnly && b != nil:
-		y = denseForward(x, w, b)
-	case s.p.forwardOnly:
-		y = DotGeneral(x, []int{x.Rank() - 1}, nil, w, []int{1}, nil)
-	default:
-		y = LinearNoBias(x, w)
-	}
-	if b != nil && !s.p.forwardOnly {
-		y = Add(y, ExpandLeftToRank(b, y.Rank()))
+	if s.p.forwardOnly {
+		y = linearForward(x, w, b)
+	} else {
+		y = addBias(LinearNoBias(x, w), b)
 	}
 	if a := s.adapter(); a != nil {
 		y = a.Apply(s, x, y, nil)
@@ -39,20 +33,32 @@ func Linear(s Scope, x *Node) *Node {
 	return y
 }
 
-// denseForward is x·wᵀ + b for a forward-only pass, as the backend's fused
+// linearForward is x·wᵀ + b (b may be nil) for a forward-only pass, the
+// weight contracted as it stands. With a bias it is the backend's fused
 // dense op where it has one: on the Go backend the bias is added as each
 // output tile of the product is written (its GEMM epilogue) instead of in a
 // single-threaded pass over the output afterwards.
-func denseForward(x, w, b *Node) *Node {
+func linearForward(x, w, b *Node) *Node {
+	product := func() *Node {
+		return addBias(DotGeneral(x, []int{x.Rank() - 1}, nil, w, []int{1}, nil), b)
+	}
+	if b == nil {
+		return product()
+	}
 	y, _ := InternalFusedOpCaller(
 		func() *Node {
 			return BackendFusedDense(x, w, b, compute.DenseConfig{WeightLayout: compute.DenseLayoutOutputsInput})
 		},
-		func() *Node {
-			y := DotGeneral(x, []int{x.Rank() - 1}, nil, w, []int{1}, nil)
-			return Add(y, ExpandLeftToRank(b, y.Rank()))
-		}, true)
+		product, true)
 	return y
+}
+
+// addBias adds b (nil: nothing) over the last axis of y.
+func addBias(y, b *Node) *Node {
+	if b == nil {
+		return y
+	}
+	return Add(y, ExpandLeftToRank(b, y.Rank()))
 }
 
 // ConvParams are a 2D convolution's stride and padding (top, bottom, left,
@@ -245,23 +251,25 @@ func decomposedNorm(x *Node, eps float64) *Node {
 	return Div(centered, Sqrt(AddScalar(variance, eps))) // Rsqrt has no gradient in GoMLX v0.28.2
 }
 
-// fusedNorm is decomposedNorm times gamma plus beta (each optional, over the
-// last axis) as the backend's fused layer norm, or as graph ops on a backend
-// without one. Only for forward-only passes: a gradient through the fused
-// op differentiates its decomposed copy, which the backward pass would then
-// also evaluate.
+// fusedNorm is decomposedNorm times gamma plus beta over the last axis
+// (both nil: neither) as the backend's fused layer norm, or as graph ops on
+// a backend without one. Only for forward-only passes: a gradient through
+// the fused op differentiates its decomposed copy, which the backward pass
+// would then also evaluate.
 func fusedNorm(x *Node, eps float64, gamma, beta *Node) *Node {
-	decomposed := func() *Node {
-		y := decomposedNorm(x, eps)
-		if gamma != nil {
-			y = Add(Mul(y, ExpandLeftToRank(gamma, y.Rank())), ExpandLeftToRank(beta, y.Rank()))
-		}
-		return y
-	}
 	y, _ := InternalFusedOpCaller(
 		func() *Node { return BackendFusedLayerNorm(x, []int{x.Rank() - 1}, eps, gamma, beta) },
-		decomposed, true)
+		func() *Node { return scaleShift(decomposedNorm(x, eps), gamma, beta) },
+		true)
 	return y
+}
+
+// scaleShift is y·gamma + beta over the last axis of y (both nil: y).
+func scaleShift(y, gamma, beta *Node) *Node {
+	if gamma == nil {
+		return y
+	}
+	return addBias(Mul(y, ExpandLeftToRank(gamma, y.Rank())), beta)
 }
 
 // upcast converts a half-precision x to float32, where mixed precision
@@ -292,8 +300,7 @@ func LayerNorm(s Scope, x *Node, eps float64) *Node {
 	if s.p.forwardOnly {
 		return downcast(fusedNorm(x, eps, w, b), in)
 	}
-	normed := decomposedNorm(x, eps)
-	return downcast(Add(Mul(normed, ExpandLeftToRank(w, x.Rank())), ExpandLeftToRank(b, x.Rank())), in)
+	return downcast(scaleShift(decomposedNorm(x, eps), w, b), in)
 }
 
 // SiLU is x·sigmoid(x), as the backend's fused activation where it has one
